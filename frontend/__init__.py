@@ -1,0 +1,62 @@
+"""ember: a PyTorch-style deep learning framework on numpy, with a graph compiler.
+
+``import ember as torch`` runs ordinary PyTorch programs eagerly; ``ember.jit``
+and ``ember.compile`` capture them into ember's IR for its passes and its ONNX
+Runtime and TVM backends.
+"""
+
+from __future__ import annotations
+
+from ember.ir.types import (  # noqa: F401  dtypes are shared with the IR
+    DType as dtype, bfloat16, bool_ as bool, float16, float32, float64, int8, int16, int32, int64, uint8,
+)
+
+from . import _state  # noqa: F401
+from ._tensor import Size, Tensor, device  # noqa: F401
+from . import _dispatch  # noqa: F401  installs the eager handler
+from . import _tensor_methods  # noqa: F401  attaches Tensor methods
+from ._ops import *  # noqa: F401,F403
+from ._ops import (  # noqa: F401
+    abs, add, all, amax, amin, any, argmax, argmin, cat, clamp, div, exp, flatten, get_default_dtype, log, matmul,
+    max, mean, min, mul, pow, prod, reshape, round, sqrt, std, sub, sum, var, where,
+)
+from ._creation import (  # noqa: F401
+    Generator, arange, as_tensor, asarray, bernoulli, default_generator, empty, empty_like, eye, from_numpy,
+    full, full_like, get_rng_state, initial_seed, linspace, logspace, manual_seed, multinomial, normal, ones,
+    ones_like, rand, rand_like, randint, randint_like, randn, randn_like, randperm, scalar_tensor, seed,
+    set_default_dtype, set_rng_state, tensor, zeros, zeros_like, is_nonzero,
+)
+from ._printing import set_printoptions  # noqa: F401
+from . import autograd  # noqa: F401
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from . import cuda  # noqa: F401
+from ._ops import broadcast_shapes_ as broadcast_shapes  # noqa: F401
+
+half, float, double, long, int, short, cfloat = float16, float32, float64, int64, int32, int16, None  # noqa: A001
+__version__ = "0.1.0"
+
+FloatTensor = DoubleTensor = LongTensor = IntTensor = BoolTensor = Tensor  # isinstance checks only
+
+
+def typename(obj) -> str:
+    return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
+
+
+def _lazy(name: str):
+    import importlib
+    return importlib.import_module(f"ember.{name}")
+
+
+def __getattr__(name: str):
+    # heavier subpackages load on first use
+    if name in ("nn", "optim", "utils", "jit", "onnx", "amp", "backends", "distributions", "testing"):
+        mod = _lazy(name)
+        globals()[name] = mod
+        return mod
+    if name in ("save", "load"):
+        from . import serialization
+        return getattr(serialization, name)
+    if name == "compile":
+        from .jit import compile as _compile
+        return _compile
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")

@@ -1,0 +1,96 @@
+"""Eager execution of primitives: run the numpy kernel, record autograd tape entries.
+
+``apply`` is the eager handler behind ``ember.ir.dispatch.bind``. It is the hot
+path of every eager op, so it does as little as possible: one kernel call, one
+tensor, and a tape record only when some input requires grad. When a tracer is
+active (``ember.jit``), calls are handed to it instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from ember.ir import dispatch as _ir_dispatch
+from ember.ir.types import ShapeError, fmt_shape
+from ember.runtime.kernels import KERNELS
+
+from . import _state
+from ._tensor import Tensor, _wrap
+from .autograd.engine import record
+
+
+def apply(prim, inputs: tuple, attrs: dict):
+    if _state.tracer is not None:
+        return _state.tracer.apply(prim, inputs, attrs)
+    try:
+        out = KERNELS[prim.name](*[t._data for t in inputs], **attrs)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the op's context
+        raise op_error(prim, inputs, attrs, exc) from None
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    t = _wrap(out)
+    if _state.grad_enabled and prim.vjp is not None:
+        for x in inputs:
+            if x.requires_grad:
+                record(prim, inputs, attrs, t)
+                break
+    return t
+
+
+def _ember_dirs() -> tuple[str, ...]:
+    import ember.ir
+    import ember.runtime
+    mods = [sys.modules["ember"], ember.ir, ember.runtime]
+    for name in ("ember.passes", "ember.tools"):
+        if name in sys.modules:
+            mods.append(sys.modules[name])
+    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in mods)
+
+
+def user_frame() -> str:
+    """'file:line' of the innermost stack frame outside ember, for error messages."""
+    dirs = _ember_dirs()
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        path = os.path.abspath(frame.filename)
+        if not path.startswith(dirs) and "importlib" not in path:
+            return f"{frame.filename}:{frame.lineno}"
+    return ""
+
+
+def describe(x) -> str:
+    if isinstance(x, Tensor):
+        return f"{x.dtype.name}{fmt_shape(x.shape)}"
+    return repr(x)
+
+
+def op_error(prim, inputs, attrs, exc: Exception) -> Exception:
+    """Turn a kernel failure into an error that names the op, shapes, dtypes and user line."""
+    detail = None
+    try:  # the type rule usually explains the problem best
+        prim.infer(*[x._type() for x in inputs], **attrs)
+    except ShapeError as err:
+        detail = str(err)
+    except Exception:  # noqa: BLE001 - fall back to the kernel's message
+        detail = None
+    if detail is None:
+        detail = f"{type(exc).__name__}: {exc}"
+    where = user_frame()
+    shown = {k: v for k, v in attrs.items() if k not in ("value", "generator")}
+    msg = (f"{prim.name}: {detail}\n  operands: {', '.join(describe(x) for x in inputs)}"
+           + (f"\n  attributes: {shown}" if shown else "")
+           + (f"\n  at {where}" if where else ""))
+    cls = exc.__class__ if isinstance(exc, (IndexError, TypeError)) else RuntimeError
+    if isinstance(exc, ShapeError):
+        cls = RuntimeError
+    try:
+        return cls(msg)
+    except Exception:  # noqa: BLE001
+        return RuntimeError(msg)
+
+
+_ir_dispatch.set_default_handler(apply)
+sys.modules.setdefault("ember._dispatch", sys.modules[__name__])
