@@ -88,8 +88,7 @@ def _to_numpy(data, dtype: DType | None) -> np.ndarray:
         return arr.astype(dtype.np) if dtype is not None and arr.dtype != dtype.np else arr
     if isinstance(data, np.ndarray):
         if dtype is None:
-            if data.dtype == np.float64 or data.dtype.kind in "biuf":
-                from_numpy(data.dtype)  # validates
+            _dtype_of(data.dtype)  # refuses dtypes ember lacks
             return data
         return data.astype(dtype.np)
     if dtype is None:
@@ -156,17 +155,12 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     """``torch.from_numpy``: the tensor and the array share memory."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
-    from_numpy_dtype = from_numpy_checked(ndarray.dtype)
-    del from_numpy_dtype
-    return _wrap(ndarray)
-
-
-def from_numpy_checked(np_dtype) -> DType:
     try:
-        return from_numpy(np_dtype) if False else _dtype_of(np_dtype)
+        _dtype_of(ndarray.dtype)
     except TypeError:
         raise TypeError(f"can't convert np.ndarray of type numpy.{np.dtype(np_dtype)}. The only supported types "
                         "are: float64, float32, float16, int64, int32, int16, int8, uint8, and bool.") from None
+    return _wrap(ndarray)
 
 
 def _dtype_of(np_dtype) -> DType:
