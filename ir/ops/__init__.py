@@ -14,6 +14,7 @@ from .linalg import matmul, transpose_last
 from .movement import broadcast_to, concat, flip, pad, permute, reshape, slice_, sum_to_shape
 from .reduction import amax, amin, argmax, argmin, prod, sum_
 from . import nn  # noqa: F401  conv / pooling primitives
+from . import fused as _fused  # noqa: F401  fused groups (formed by ember.passes.fusion)
 
 __all__ = [
     "abs_", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cast", "ceil", "concat",
