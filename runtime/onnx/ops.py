@@ -1,0 +1,468 @@
+"""ONNX lowering of every ember primitive, keyed by primitive name (``LOWERINGS``).
+
+A rule takes the ``LoweringContext``, the ember ``Node`` and the ONNX names of its
+inputs, emits ONNX nodes and returns the name holding the node's output.
+
+ONNX Runtime's CPU kernels do not cover every dtype for every op (no bfloat16
+arithmetic, no int16 ``Max``...). ``NATIVE`` lists what it runs; other dtypes are
+computed in a wider type and cast back, which is also how numpy evaluates
+float16/bfloat16 math, so results agree with the numpy kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.ir import types as T
+from ember.ir.graph import Node
+
+from .lowering import INT64_MAX, INT64_MIN, LoweringContext, Lowering, OnnxLoweringError
+
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def lowering(*names: str):
+    def deco(fn: Lowering) -> Lowering:
+        for n in names:
+            LOWERINGS[n] = fn
+        return fn
+    return deco
+
+
+F = {T.float16, T.float32, T.float64}
+SIGNED = {T.int8, T.int16, T.int32, T.int64}
+I_WIDE = {T.int32, T.int64}
+ALL_NUM = F | SIGNED | {T.uint8}
+# ONNX op -> dtypes ONNX Runtime's CPU provider implements (probed against onnxruntime 1.31)
+NATIVE = {
+    "Neg": F | SIGNED, "Abs": ALL_NUM, "Relu": F | {T.int8, T.int32, T.int64},
+    "Sign": ALL_NUM | {T.bfloat16}, "Erf": {T.float16, T.float32}, "IsInf": {T.float32, T.float64},
+    "Add": ALL_NUM, "Sub": ALL_NUM, "Mul": ALL_NUM, "Div": ALL_NUM, "Mod": ALL_NUM,
+    "Pow": F | I_WIDE, "Max": F | {T.int8, T.int32, T.int64, T.uint8}, "Min": F | {T.int8, T.int32, T.int64, T.uint8},
+    "Equal": ALL_NUM | {T.bool_}, "Less": ALL_NUM, "LessOrEqual": ALL_NUM, "Greater": ALL_NUM,
+    "GreaterOrEqual": ALL_NUM, "MatMul": F | I_WIDE,
+    "ReduceSum": F | I_WIDE, "ReduceProd": F | I_WIDE,
+    "ReduceMax": F | {T.int8, T.int32, T.int64, T.uint8}, "ReduceMin": F | {T.int8, T.int32, T.int64, T.uint8},
+    "ArgMax": F | {T.int8, T.int32, T.int64, T.uint8}, "ArgMin": F | {T.int8, T.int32, T.int64, T.uint8},
+    "Where": F | {T.int8, T.int32, T.int64, T.uint8}, "Pad": ALL_NUM - {T.int16} | {T.bool_},
+    "And": {T.bool_}, "Or": {T.bool_}, "Xor": {T.bool_}, "Not": {T.bool_},
+}
+FLOAT_ONLY = F  # Exp, Log, Sqrt, trig, Floor...
+
+
+def compute_dtype(op_type: str, dt: T.DType) -> T.DType:
+    """The dtype ``op_type`` runs in for operands of dtype ``dt``."""
+    native = NATIVE.get(op_type, FLOAT_ONLY)
+    if dt in native:
+        return dt
+    if dt.is_floating_point:
+        return T.float32 if T.float32 in native else T.float64
+    if dt is T.bool_:
+        return T.uint8 if T.uint8 in native else T.int32
+    return T.int32 if T.int32 in native else T.int64
+
+
+def emit(ctx: LoweringContext, op_type: str, xs: list, dt: T.DType, out_dtype: T.DType | None = None,
+         **attrs) -> str:
+    """``op_type(*xs)`` computed in a dtype ONNX Runtime implements, cast back to ``out_dtype``."""
+    cdt = compute_dtype(op_type, dt)
+    if cdt is not dt:
+        xs = [ctx.cast(x, cdt) for x in xs]
+    y = ctx.op(op_type, *xs, **attrs)
+    want = dt if out_dtype is None else out_dtype
+    if cdt is not dt and want is dt:
+        y = ctx.cast(y, dt)
+    return y
+
+
+# ------------------------------------------------------------------ elementwise
+_UNARY = {"neg": "Neg", "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin", "cos": "Cos",
+          "tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "erf": "Erf", "sign": "Sign"}
+
+
+def _unary_rule(op_type):
+    def rule(ctx, node, xs):
+        return emit(ctx, op_type, xs, node.inputs[0].dtype)
+    return rule
+
+
+for _name, _op in _UNARY.items():
+    LOWERINGS[_name] = _unary_rule(_op)
+
+
+@lowering("floor", "ceil", "round")
+def _rounding(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if not dt.is_floating_point:  # integers are already whole
+        return ctx.op("Identity", xs[0])
+    return emit(ctx, node.op.capitalize(), xs, dt)
+
+
+@lowering("log1p")
+def _log1p(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    return emit_chain(ctx, dt, lambda x: ctx.op("Log", ctx.op("Add", x, ctx.scalar(1, cdt(dt)))), xs[0])
+
+
+@lowering("expm1")
+def _expm1(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    return emit_chain(ctx, dt, lambda x: ctx.op("Sub", ctx.op("Exp", x), ctx.scalar(1, cdt(dt))), xs[0])
+
+
+@lowering("rsqrt")
+def _rsqrt(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    return emit_chain(ctx, dt, lambda x: ctx.op("Reciprocal", ctx.op("Sqrt", x)), xs[0])
+
+
+def cdt(dt: T.DType) -> T.DType:
+    """Float math dtype: float16/bfloat16 are computed in float32 (as numpy does)."""
+    return dt if dt in (T.float32, T.float64) else T.float32
+
+
+def emit_chain(ctx, dt, body, *xs):
+    """Run ``body`` in ``cdt(dt)``, casting in and out when ``dt`` is a half type."""
+    c = cdt(dt)
+    if c is not dt:
+        xs = tuple(ctx.cast(x, c) for x in xs)
+    y = body(*xs)
+    return ctx.cast(y, dt) if c is not dt else y
+
+
+@lowering("logical_not")
+def _not(ctx, node, xs):
+    return ctx.op("Not", xs[0])
+
+
+@lowering("isnan")
+def _isnan(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if not dt.is_floating_point:
+        return _all_false(ctx, node, xs[0])
+    return emit(ctx, "IsNaN", xs, dt, out_dtype=T.bool_)
+
+
+@lowering("isinf")
+def _isinf(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if not dt.is_floating_point:
+        return _all_false(ctx, node, xs[0])
+    return emit(ctx, "IsInf", xs, dt, out_dtype=T.bool_)
+
+
+def _all_false(ctx, node, x):
+    return ctx.op("ConstantOfShape", ctx.op("Shape", x), value=_tensor_attr(False, T.bool_))
+
+
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "pow": "Pow", "maximum": "Max", "minimum": "Min",
+           "matmul": "MatMul"}
+_COMPARE = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
+_LOGICAL = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor"}
+
+
+def _binary_rule(op_type, out_bool=False):
+    def rule(ctx, node, xs):
+        return emit(ctx, op_type, xs, node.inputs[0].dtype, out_dtype=T.bool_ if out_bool else None)
+    return rule
+
+
+for _name, _op in _BINARY.items():
+    LOWERINGS[_name] = _binary_rule(_op)
+for _name, _op in _COMPARE.items():
+    LOWERINGS[_name] = _binary_rule(_op, out_bool=True)
+for _name, _op in _LOGICAL.items():
+    LOWERINGS[_name] = _binary_rule(_op)
+
+
+@lowering("ne")
+def _ne(ctx, node, xs):
+    return ctx.op("Not", emit(ctx, "Equal", xs, node.inputs[0].dtype, out_dtype=T.bool_))
+
+
+@lowering("div")
+def _div(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if dt.is_floating_point:
+        return emit(ctx, "Div", xs, dt)
+    # numpy's true_divide of integers is float64; the type rule keeps the operand dtype,
+    # so match the kernel: divide in float64 and cast back (truncates toward zero)
+    a, b = (ctx.cast(x, T.float64) for x in xs)
+    return ctx.cast(ctx.op("Div", a, b), dt)
+
+
+@lowering("remainder")
+def _remainder(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if not dt.is_floating_point:
+        return emit(ctx, "Mod", xs, dt, fmod=0)  # integer Mod is Python-style: sign of the divisor
+    c = cdt(dt)
+
+    def body(a, b):
+        # float: r = fmod(a, b); add b where r is nonzero and its sign differs from b's
+        r = ctx.op("Mod", a, b, fmod=1)
+        zero = ctx.scalar(0, c)
+        fix = ctx.op("And", ctx.op("Not", ctx.op("Equal", r, zero)),
+                     ctx.op("Xor", ctx.op("Less", r, zero), ctx.op("Less", b, zero)))
+        return ctx.op("Where", fix, ctx.op("Add", r, b), r)
+    return emit_chain(ctx, dt, body, *xs)
+
+
+@lowering("floor_divide")
+def _floor_divide(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if dt.is_floating_point:
+        return emit_chain(ctx, dt, lambda a, b: ctx.op("Floor", ctx.op("Div", a, b)), *xs)
+    # exact for integers: (a - mod(a, b)) / b with Python-style mod
+    c = compute_dtype("Mod", dt)
+    a, b = (ctx.cast(x, c) if c is not dt else x for x in xs)
+    q = ctx.op("Div", ctx.op("Sub", a, ctx.op("Mod", a, b, fmod=0)), b)
+    return ctx.cast(q, dt) if c is not dt else q
+
+
+@lowering("where")
+def _where(ctx, node, xs):
+    dt = node.inputs[1].dtype
+    c = compute_dtype("Where", dt)
+    if c is dt:
+        return ctx.op("Where", *xs)
+    y = ctx.op("Where", xs[0], ctx.cast(xs[1], c), ctx.cast(xs[2], c))
+    return ctx.cast(y, dt)
+
+
+@lowering("cast")
+def _cast(ctx, node, xs):
+    src, dst = node.inputs[0].dtype, node.attrs["dtype"]
+    if src is dst:
+        return ctx.op("Identity", xs[0])
+    if dst is T.bool_ and src.is_floating_point:
+        # numpy: nonzero (incl. NaN) is True; ONNX Cast agrees, but be explicit
+        return ctx.op("Not", emit(ctx, "Equal", [xs[0], ctx.scalar(0, src)], src, out_dtype=T.bool_))
+    return ctx.cast(xs[0], dst)
+
+
+# ------------------------------------------------------------------ creation
+def _tensor_attr(value, dtype: T.DType):
+    from .lowering import numpy_to_tensor
+    return numpy_to_tensor(np.asarray([value], dtype=dtype.np), "value")
+
+
+@lowering("constant")
+def _constant(ctx, node, xs):
+    return ctx.const(node.attrs["value"], hint=node.output.name)
+
+
+@lowering("full")
+def _full(ctx, node, xs):
+    shape, value, dtype = node.attrs["shape"], node.attrs["value"], node.attrs["dtype"]
+    if isinstance(value, str):  # the run-time size of a symbolic dimension
+        v = ctx.cast(ctx.op("Reshape", ctx.dim(value), ctx.i64([])), dtype)
+        return ctx.op("Expand", v, ctx.shape(shape))
+    static = all(isinstance(d, int) for d in shape)
+    if static and int(np.prod(shape, dtype=np.int64)) <= 16:
+        return ctx.const(np.full(shape, value, dtype=dtype.np), hint=node.output.name)
+    if dtype is T.bfloat16:  # ConstantOfShape has no bfloat16 kernel in onnxruntime
+        return ctx.cast(ctx.op("ConstantOfShape", ctx.shape(shape), value=_tensor_attr(value, T.float32)), dtype)
+    return ctx.op("ConstantOfShape", ctx.shape(shape), value=_tensor_attr(value, dtype))
+
+
+def _random(ctx, node, onnx_op, **params):
+    shape, dtype = node.attrs["shape"], node.attrs["dtype"]
+    rdt = dtype if dtype in (T.float16, T.float32, T.float64) else T.float32
+    from .lowering import ONNX_DTYPE
+    if all(isinstance(d, int) for d in shape):
+        y = ctx.op(onnx_op, dtype=ONNX_DTYPE[rdt], shape=list(shape), **params)
+    else:
+        like = ctx.op("ConstantOfShape", ctx.shape(shape), value=_tensor_attr(0, rdt))
+        y = ctx.op(onnx_op + "Like", like, dtype=ONNX_DTYPE[rdt], **params)
+    return y, rdt
+
+
+@lowering("uniform")
+def _uniform(ctx, node, xs):
+    y, rdt = _random(ctx, node, "RandomUniform", low=float(node.attrs["low"]), high=float(node.attrs["high"]))
+    return ctx.cast(y, node.attrs["dtype"]) if rdt is not node.attrs["dtype"] else y
+
+
+@lowering("normal")
+def _normal(ctx, node, xs):
+    y, rdt = _random(ctx, node, "RandomNormal", mean=float(node.attrs["mean"]), scale=float(node.attrs["std"]))
+    return ctx.cast(y, node.attrs["dtype"]) if rdt is not node.attrs["dtype"] else y
+
+
+@lowering("randint")
+def _randint(ctx, node, xs):
+    lo, hi = int(node.attrs["low"]), int(node.attrs["high"])
+    y, rdt = _random(ctx, node, "RandomUniform", low=0.0, high=1.0)
+    y = ctx.cast(y, T.float64)
+    # floor(low + u * (high - low)), clamped below high against u rounding up to 1.0
+    z = ctx.op("Floor", ctx.op("Add", ctx.op("Mul", y, ctx.scalar(hi - lo, T.float64)), ctx.scalar(lo, T.float64)))
+    z = ctx.op("Min", z, ctx.scalar(hi - 1, T.float64))
+    return ctx.cast(z, node.attrs["dtype"])
+
+
+# ------------------------------------------------------------------ reductions
+_REDUCE = {"sum": "ReduceSum", "prod": "ReduceProd", "amax": "ReduceMax", "amin": "ReduceMin"}
+
+
+@lowering(*_REDUCE)
+def _reduce(ctx, node, xs):
+    op_type = _REDUCE[node.op]
+    dims, keepdim = tuple(node.attrs["dims"]), bool(node.attrs["keepdim"])
+    x, dt = xs[0], node.inputs[0].dtype
+    if not dims or node.inputs[0].type.ndim == 0:
+        return ctx.op("Identity", x)
+    if dt is T.bool_ and op_type in ("ReduceMax", "ReduceMin"):
+        c = T.uint8
+    else:
+        c = compute_dtype(op_type, dt)
+    if c is not dt:
+        x = ctx.cast(x, c)
+    if op_type == "ReduceSum" or ctx.opset >= 18:
+        y = ctx.op(op_type, x, ctx.i64(list(dims)), keepdims=int(keepdim))
+    else:
+        y = ctx.op(op_type, x, axes=list(dims), keepdims=int(keepdim))
+    return ctx.cast(y, dt) if c is not dt else y
+
+
+@lowering("argmax", "argmin")
+def _arg(ctx, node, xs):
+    x = node.inputs[0]
+    if x.type.ndim == 0:
+        return ctx.const(np.zeros((), np.int64), hint=node.output.name)
+    op_type = "ArgMax" if node.op == "argmax" else "ArgMin"
+    return emit(ctx, op_type, xs, x.dtype, out_dtype=T.int64, axis=int(node.attrs["dim"]),
+                keepdims=int(node.attrs["keepdim"]))
+
+
+# ------------------------------------------------------------------ movement
+@lowering("reshape")
+def _reshape(ctx, node, xs):
+    shape = tuple(node.attrs["shape"])
+    if tuple(node.inputs[0].shape) == shape:
+        return ctx.op("Identity", xs[0])
+    # allowzero=1: a literal 0 means a zero-size dim, not "copy the input's dim"
+    attrs = {}
+    if any(isinstance(d, int) and d == 0 for d in shape):
+        ctx.require(14, "Reshape of a zero-size dimension (allowzero)")
+        attrs["allowzero"] = 1
+    return ctx.op("Reshape", xs[0], ctx.shape(shape), **attrs)
+
+
+@lowering("permute")
+def _permute(ctx, node, xs):
+    return ctx.op("Transpose", xs[0], perm=[int(d) for d in node.attrs["dims"]])
+
+
+@lowering("broadcast_to")
+def _broadcast_to(ctx, node, xs):
+    shape = tuple(node.attrs["shape"])
+    if tuple(node.inputs[0].shape) == shape:
+        return ctx.op("Identity", xs[0])
+    return ctx.op("Expand", xs[0], ctx.shape(shape))
+
+
+@lowering("slice")
+def _slice(ctx, node, xs):
+    shape = node.inputs[0].shape
+    axes, starts, ends, steps = [], [], [], []
+    for axis, (dim, a, b, s) in enumerate(zip(shape, node.attrs["starts"], node.attrs["stops"], node.attrs["steps"])):
+        if a == 0 and s == 1 and b == dim:
+            continue
+        axes.append(axis)
+        starts.append(int(a))
+        ends.append(int(b) if isinstance(b, int) else INT64_MAX)
+        steps.append(int(s))
+    if not axes:
+        return ctx.op("Identity", xs[0])
+    return ctx.op("Slice", xs[0], ctx.i64(starts), ctx.i64(ends), ctx.i64(axes), ctx.i64(steps))
+
+
+@lowering("flip")
+def _flip(ctx, node, xs):
+    dims = [int(d) for d in node.attrs["dims"]]
+    if not dims:
+        return ctx.op("Identity", xs[0])
+    n = len(dims)
+    return ctx.op("Slice", xs[0], ctx.i64([-1] * n), ctx.i64([INT64_MIN] * n), ctx.i64(dims), ctx.i64([-1] * n))
+
+
+@lowering("concat")
+def _concat(ctx, node, xs):
+    return ctx.op("Concat", *xs, axis=int(node.attrs["dim"]))
+
+
+@lowering("pad")
+def _pad(ctx, node, xs):
+    pads = node.attrs["pads"]
+    dt = node.inputs[0].dtype
+    if all(lo == 0 and hi == 0 for lo, hi in pads):
+        return ctx.op("Identity", xs[0])
+    c = compute_dtype("Pad", dt)
+    x = ctx.cast(xs[0], c) if c is not dt else xs[0]
+    onnx_pads = ctx.i64([int(lo) for lo, _ in pads] + [int(hi) for _, hi in pads])
+    y = ctx.op("Pad", x, onnx_pads, ctx.scalar(node.attrs["value"], c), mode="constant")
+    return ctx.cast(y, dt) if c is not dt else y
+
+
+# ------------------------------------------------------------------ indexing
+@lowering("take")
+def _take(ctx, node, xs):
+    return ctx.op("Gather", xs[0], xs[1], axis=int(node.attrs["dim"]))
+
+
+@lowering("gather")
+def _gather(ctx, node, xs):
+    return ctx.op("GatherElements", xs[0], xs[1], axis=int(node.attrs["dim"]))
+
+
+@lowering("scatter_add")
+def _scatter_add(ctx, node, xs):
+    ctx.require(16, "ScatterElements with reduction='add' (scatter_add)")
+    dt = node.inputs[0].dtype
+    c = compute_dtype("Add", dt)
+    x, idx, src = xs
+    if c is not dt:
+        x, src = ctx.cast(x, c), ctx.cast(src, c)
+    y = ctx.op("ScatterElements", x, idx, src, axis=int(node.attrs["dim"]), reduction="add")
+    return ctx.cast(y, dt) if c is not dt else y
+
+
+@lowering("index_add")
+def _index_add(ctx, node, xs):
+    """``x`` with ``src`` added at ``take(x, idx, dim)``'s positions, as ScatterND(add).
+
+    Move ``dim`` of x to the front and the index dims of src to the front, so that
+    ScatterND's updates are ``idx.shape + rest``; then move the axis back.
+    """
+    ctx.require(16, "ScatterND with reduction='add' (index_add)")
+    dim = int(node.attrs["dim"])
+    x_t, idx_t = node.inputs[0].type, node.inputs[1].type
+    r, k = x_t.ndim, idx_t.ndim
+    dt = x_t.dtype
+    c = compute_dtype("Add", dt)
+    x, idx, src = xs
+    if c is not dt:
+        x, src = ctx.cast(x, c), ctx.cast(src, c)
+    x_perm = [dim] + [i for i in range(r) if i != dim]
+    src_perm = list(range(dim, dim + k)) + list(range(dim)) + list(range(dim + k, r - 1 + k))
+    if x_perm != list(range(r)):
+        x = ctx.op("Transpose", x, perm=x_perm)
+    if src_perm != list(range(len(src_perm))):
+        src = ctx.op("Transpose", src, perm=src_perm)
+    if idx_t.dtype is not T.int64:
+        idx = ctx.cast(idx, T.int64)
+    idx = ctx.op("Unsqueeze", idx, ctx.i64([-1]))
+    y = ctx.op("ScatterND", x, idx, src, reduction="add")
+    if x_perm != list(range(r)):
+        inverse = sorted(range(r), key=lambda i: x_perm[i])
+        y = ctx.op("Transpose", y, perm=inverse)
+    return ctx.cast(y, dt) if c is not dt else y
+
+
+def check_complete(names) -> list[str]:
+    """The primitives among ``names`` that have no ONNX lowering."""
+    return sorted(n for n in names if n not in LOWERINGS)
+
+
+__all__ = ["LOWERINGS", "lowering", "emit", "emit_chain", "compute_dtype", "OnnxLoweringError", "Node"]
