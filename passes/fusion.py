@@ -62,7 +62,9 @@ def find_groups(graph: Graph) -> list[list[Node]]:
                     and not any(u.op in _ANCHORS for u in readers))
         if joinable:
             gid = gids.pop()
-            if _fusible(node) or (node.op in _ANCHORS and anchors.get(gid, 0) == 0):
+            # an anchor takes only an elementwise epilogue (matmul+bias+act), never a reduction group
+            if _fusible(node) or (node.op in _ANCHORS and anchors.get(gid, 0) == 0
+                                  and not any(PRIMITIVES[m.op].kind == REDUCTION for m in members[gid])):
                 group_of[id(node)] = gid
                 members[gid].append(node)
                 anchors[gid] = anchors.get(gid, 0) + (node.op in _ANCHORS)
