@@ -1,0 +1,117 @@
+"""ember.onnx.export: torch.onnx.export's contract, checked models, dynamic axes, verification."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import ember
+import ember.nn as nn
+from ember.onnx import OnnxExportError, TrainingMode
+
+
+def _mlp():
+    ember.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def _run(path_or_bytes, feeds):
+    sess = ort.InferenceSession(path_or_bytes, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def test_export_mlp_to_path_matches_eager(tmp_path):
+    m = _mlp()
+    x = ember.randn(3, 8)
+    path = tmp_path / "mlp.onnx"
+    ember.onnx.export(m, (x,), str(path), input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.ir_version == 10 and model.opset_import[0].version == 18
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert [o.name for o in model.graph.output] == ["logits"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert model.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert {"0.weight", "0.bias", "2.weight", "2.bias"} <= set(inits)
+    np.testing.assert_array_equal(inits["0.weight"], m[0].weight.detach().numpy())
+    for batch in (1, 3, 9):
+        xb = np.random.randn(batch, 8).astype(np.float32)
+        (got,) = _run(str(path), {"x": xb})
+        np.testing.assert_allclose(got, m(ember.from_numpy(xb)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_node_names_and_metadata_carry_module_and_source_line(tmp_path):
+    m = _mlp()
+    buf = io.BytesIO()
+    ember.onnx.export(m, ember.randn(2, 8), buf)
+    model = onnx.load_from_string(buf.getvalue())
+    matmuls = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+    assert matmuls and all(n.name.startswith(("0 (Linear)", "2 (Linear)")) for n in matmuls)
+    props = {p.key: p.value for p in matmuls[0].metadata_props}
+    assert props["module"].startswith("0") and ":" in props["source"]
+
+
+def test_verify_reports_max_error_per_output():
+    m = _mlp()
+    res = ember.onnx.export(m, (ember.randn(2, 8),), None, output_names=["out"], verify=True)
+    assert set(res.max_errors) == {"out"} and res.max_errors["out"] < 1e-5
+    assert "out: max abs error" in res.report()
+
+
+def test_export_params_false_keeps_weights_as_inputs():
+    m = _mlp()
+    res = ember.onnx.export(m, (ember.randn(2, 8),), None, input_names=["x"], export_params=False)
+    assert [i.name for i in res.model.graph.input] == ["x", "0.weight", "0.bias", "2.weight", "2.bias"]
+    assert not res.model.graph.initializer
+
+
+def test_specialized_dynamic_dimension_fails_loudly():
+    class Flatten4(nn.Module):
+        def forward(self, x):
+            return x.reshape(4, 3).sum(1)  # the batch size baked in as a constant
+
+    with pytest.raises(OnnxExportError, match="second size"):
+        ember.onnx.export(Flatten4(), (ember.randn(4, 3),), None, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+
+
+def test_dynamic_axes_as_a_list_get_torch_style_names():
+    m = _mlp()
+    res = ember.onnx.export(m, (ember.randn(2, 8),), None, input_names=["x"], dynamic_axes={"x": [0]})
+    assert res.model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "x_dynamic_axes_1"
+    assert res.dynamic_checked
+
+
+def test_unsupported_opset_is_refused_clearly():
+    with pytest.raises(OnnxExportError, match="opset_version=7 is not supported"):
+        ember.onnx.export(_mlp(), (ember.randn(2, 8),), None, opset_version=7)
+
+
+def test_training_mode_eval_restores_and_exports_eval_dropout():
+    m = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))
+    m.train()
+    res = ember.onnx.export(m, (ember.randn(2, 8),), None, training=TrainingMode.EVAL, verify=True)
+    assert m.training
+    assert not any(n.op_type.startswith("Random") for n in res.model.graph.node)
+
+
+def test_large_models_use_external_data(tmp_path, monkeypatch):
+    from ember.onnx import _export
+    monkeypatch.setattr(_export, "_TWO_GB", 100)  # pretend the threshold is tiny
+    m = _mlp()
+    path = tmp_path / "big.onnx"
+    ember.onnx.export(m, (ember.randn(2, 8),), str(path), input_names=["x"])
+    assert (tmp_path / "big.onnx.data").exists()
+    model = onnx.load(str(path), load_external_data=False)
+    assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    ext = [e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"]
+    assert ext and all(loc == "big.onnx.data" for loc in ext)  # relative path
+    x = np.random.randn(2, 8).astype(np.float32)
+    (got,) = _run(str(path), {"x": x})
+    np.testing.assert_allclose(got, m(ember.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
