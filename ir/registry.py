@@ -42,7 +42,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "infer", "vjp", "kind", "saves_inputs", "saves_output",
-                 "nondiff_inputs", "variadic", "doc", "attr_names", "__weakref__")
+                 "nondiff_inputs", "variadic", "doc", "attr_names", "nondifferentiable", "__weakref__")
 
     def __init__(self, name: str, infer: TypeRule, *, kind: str = OTHER, saves: str = "",
                  nondiff_inputs: tuple[int, ...] = (), variadic: bool = False,
@@ -57,6 +57,14 @@ class Primitive:
         self.variadic = variadic
         self.attr_names = attrs
         self.doc = doc
+        # set by mark_nondifferentiable: the op has no gradient by nature (comparisons,
+        # argmax, random draws, constants), as opposed to a VJP that is merely missing
+        self.nondifferentiable = False
+
+    def mark_nondifferentiable(self) -> "Primitive":
+        """Declare that this op has no gradient (its outputs never require grad)."""
+        self.nondifferentiable = True
+        return self
 
     def def_vjp(self, rule: VJPRule) -> VJPRule:
         self.vjp = rule

@@ -46,6 +46,10 @@ randint = primitive("randint", _random_type, kind=CREATION, attrs=("shape", "low
                     doc="i.i.d. integers in [low, high) from ember's generator")
 
 
+for _p in (constant, full, uniform, normal, randint):
+    _p.mark_nondifferentiable()  # no tensor inputs: nothing to differentiate
+
+
 def _cast_type(x: TensorType, *, dtype) -> TensorType:
     return TensorType(as_dtype(dtype), x.shape)
 

@@ -92,6 +92,12 @@ where = primitive("where", _where_type, kind=ELEMENTWISE, saves="inputs", nondif
 
 
 # ------------------------------------------------------------- gradient rules
+# boolean results and integer floor division have no gradient (as in PyTorch)
+for _p in (logical_not, isnan, isinf, floor_divide, eq, ne, lt, le, gt, ge,
+           logical_and, logical_or, logical_xor):
+    _p.mark_nondifferentiable()
+
+
 def _zeros(x):
     return full_like(x, 0)
 

@@ -6,7 +6,7 @@ from ..registry import REDUCTION, primitive
 from ..types import ShapeError, TensorType, int64
 from ._rules import check_dims, reduced_shape
 from .creation import full_like
-from .elementwise import div, eq, mul, where
+from .elementwise import div, eq, logical_and, mul, where
 from .movement import broadcast_to, reshape
 
 
@@ -24,13 +24,17 @@ def _arg_type(x: TensorType, *, dim, keepdim) -> TensorType:
 
 
 sum_ = primitive("sum", _reduce_type, kind=REDUCTION, attrs=("dims", "keepdim"))
-prod = primitive("prod", _reduce_type, kind=REDUCTION, saves="inputs,output", attrs=("dims", "keepdim"))
+prod = primitive("prod", _reduce_type, kind=REDUCTION, saves="inputs", attrs=("dims", "keepdim"))
 amax = primitive("amax", _reduce_type, kind=REDUCTION, saves="inputs,output", attrs=("dims", "keepdim"))
 amin = primitive("amin", _reduce_type, kind=REDUCTION, saves="inputs,output", attrs=("dims", "keepdim"))
 argmax = primitive("argmax", _arg_type, kind=REDUCTION, attrs=("dim", "keepdim"),
                    doc="index of the first maximum along dim")
 argmin = primitive("argmin", _arg_type, kind=REDUCTION, attrs=("dim", "keepdim"),
                    doc="index of the first minimum along dim")
+
+
+argmax.mark_nondifferentiable()
+argmin.mark_nondifferentiable()
 
 
 def expand_back(g, x_shape, dims, keepdim):
@@ -47,10 +51,21 @@ def _sum_vjp(g, ins, out, needs, attrs):
 
 @prod.def_vjp
 def _prod_vjp(g, ins, out, needs, attrs):
+    # d prod / d x_i = product of the other elements. Dividing out by x_i fails at zeros, so
+    # divide the product of the non-zero elements instead: with no zero in the group this is
+    # out / x_i; with exactly one zero, that element gets the product of the others and the
+    # rest get 0; with two or more zeros everything gets 0 (as PyTorch).
     (x,) = ins
-    gb = expand_back(g, x.shape, attrs["dims"], attrs["keepdim"])
-    ob = expand_back(out, x.shape, attrs["dims"], attrs["keepdim"])
-    return (div(mul(gb, ob), x),)
+    dims, keepdim = attrs["dims"], attrs["keepdim"]
+    zero, one = full_like(x, 0), full_like(x, 1)
+    is_zero = eq(x, zero)
+    nonzero = where(is_zero, one, x)
+    prod_nz = prod(nonzero, dims=dims, keepdim=True)
+    zeros_in_group = sum_(where(is_zero, one, zero), dims=dims, keepdim=True)
+    ob = broadcast_to(prod_nz, shape=tuple(x.shape))
+    nzb = broadcast_to(zeros_in_group, shape=tuple(x.shape))
+    others = where(eq(nzb, zero), div(ob, nonzero), where(logical_and(is_zero, eq(nzb, one)), ob, zero))
+    return (mul(expand_back(g, x.shape, dims, keepdim), others),)
 
 
 def _extremum_vjp(g, ins, out, needs, attrs):
