@@ -189,7 +189,8 @@ def setitem(x: Tensor, idx, value) -> None:
     idx = _normalize(idx)
     if not isinstance(value, Tensor) and not isinstance(value, (int, float, bool)):
         value = to_tensor(value, x.dtype)
-    tracked = x._value is not None or (isinstance(value, Tensor) and value._value is not None) or \
+    tracked = x._value is not None or _state.tracer is not None or \
+        (isinstance(value, Tensor) and value._value is not None) or \
         (_state.grad_enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad)))
     if not tracked:
         if x._base is not None and not x._data.flags.writeable:

@@ -22,7 +22,7 @@ from ._tensor import Size, Tensor, _wrap, check_device
 # ----------------------------------------------------------------- in-place
 def inplace(x: Tensor, functional, name: str) -> Tensor:
     """Make ``x`` hold ``functional(x)``: the result of an in-place op named ``name``."""
-    if x._value is not None:
+    if x._value is not None or _state.tracer is not None:  # traced: functionalized by the tracer
         new = functional(x)
         _state.tracer.assign(x, new)
         return x
@@ -98,7 +98,7 @@ def _unary_inplace(fn, name):
 
 
 def zero_(self):
-    if self._value is None and not (_state.grad_enabled and self.requires_grad):
+    if self._value is None and _state.tracer is None and not (_state.grad_enabled and self.requires_grad):
         _write_scalar(self, 0, "zero_")
         return self
     return inplace(self, lambda x: F.mul(x, 0), "zero_")
@@ -107,7 +107,8 @@ def zero_(self):
 def fill_(self, value):
     if isinstance(value, Tensor):
         value = value.item() if value._value is None else value
-    if self._value is None and not isinstance(value, Tensor) and not (_state.grad_enabled and self.requires_grad):
+    if self._value is None and _state.tracer is None and not isinstance(value, Tensor) and not (
+            _state.grad_enabled and self.requires_grad):
         _write_scalar(self, value, "fill_")
         return self
     return inplace(self, lambda x: F.add(F.mul(x, 0), value), "fill_")
@@ -122,8 +123,8 @@ def _write_scalar(x: Tensor, value, name: str) -> None:
 
 def copy_(self, src, non_blocking=False):
     src = F.to_tensor(src)
-    if self._value is None and src._value is None and not (_state.grad_enabled and (self.requires_grad
-                                                                                    or src.requires_grad)):
+    if self._value is None and src._value is None and _state.tracer is None and not (
+            _state.grad_enabled and (self.requires_grad or src.requires_grad)):
         if not self._data.flags.writeable:
             raise RuntimeError("copy_: cannot write into an expanded (read-only) view")
         np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")

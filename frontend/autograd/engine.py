@@ -230,7 +230,8 @@ def _accumulate_into_leaf(x, g, create_graph: bool, shared: set) -> None:
             new = hook(g)
             if new is not None:
                 g = new
-    if create_graph:
+    if create_graph or g._value is not None or (x.grad is not None and x.grad._value is not None):
+        # (traced gradients are graph values: accumulate functionally, ember.jit writes them back)
         x.grad = g if x.grad is None else x.grad + g
         return
     data = g._data

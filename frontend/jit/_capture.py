@@ -1,0 +1,395 @@
+"""Capture a module or function into a graph, and run a captured graph on tensors.
+
+``capture`` runs the program once under a ``Tracer`` and returns a ``Capture``:
+the graph plus how to feed it (where each graph input comes from) and how to use
+its results (the user's output structure and the write-backs of functionalized
+in-place updates and of parameter gradients). ``Capture.run`` executes a compiled
+form of the graph on the current tensors and performs the write-backs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ember.ir.graph import ROLE_BUFFER, ROLE_INPUT, ROLE_PARAM, ROLE_STATE, Graph, Value
+from ember.ir.types import TensorType
+
+from .. import _state
+from .._tensor import Tensor, _wrap
+from ._tracer import RANDOM_OPS, Tracer
+from .errors import TraceError
+
+
+# ------------------------------------------------------------------ pytrees
+def flatten(obj: Any, leaves: list) -> Any:
+    """A JSON-able spec of ``obj`` (nested tuples/lists/dicts); tensors go to ``leaves``."""
+    if isinstance(obj, Tensor):
+        leaves.append(obj)
+        return {"t": len(leaves) - 1}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return {"namedtuple": [type(obj).__name__, list(obj._fields), [flatten(x, leaves) for x in obj]]}
+    if isinstance(obj, tuple):
+        return {"tuple": [flatten(x, leaves) for x in obj]}
+    if isinstance(obj, list):
+        return {"list": [flatten(x, leaves) for x in obj]}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, (str, int)):
+                raise TraceError(f"dict keys of traced inputs/outputs must be str or int, got {type(k).__name__}")
+        return {"dict": [[k, flatten(v, leaves)] for k, v in obj.items()]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return {"const": obj}
+    raise TraceError(f"cannot trace a value of type {type(obj).__name__} in the inputs or outputs; use tensors, "
+                     "numbers, strings, or tuples/lists/dicts of them")
+
+
+def unflatten(spec: Any, leaves: list) -> Any:
+    (kind, body), = spec.items()
+    if kind == "t":
+        return leaves[body]
+    if kind == "tuple":
+        return tuple(unflatten(x, leaves) for x in body)
+    if kind == "list":
+        return [unflatten(x, leaves) for x in body]
+    if kind == "dict":
+        return {k: unflatten(v, leaves) for k, v in body}
+    if kind == "namedtuple":
+        import collections
+        name, fields, items = body
+        return collections.namedtuple(name, fields)(*[unflatten(x, leaves) for x in items])
+    return body
+
+
+def _arg_names(fn: Callable, n: int) -> list[str]:
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for p in params:
+        if p.kind == p.VAR_POSITIONAL:
+            names += [f"{p.name}.{i}" for i in range(n - len(names))]
+            break
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+    names += [f"x{i}" for i in range(len(names), n)]
+    return names[:n]
+
+
+def _leaf_names(spec: Any, prefix: str, out: dict) -> None:
+    (kind, body), = spec.items()
+    if kind == "t":
+        out[body] = prefix
+    elif kind in ("tuple", "list"):
+        for i, x in enumerate(body):
+            _leaf_names(x, f"{prefix}.{i}", out)
+    elif kind == "namedtuple":
+        for f, x in zip(body[1], body[2]):
+            _leaf_names(x, f"{prefix}.{f}", out)
+    elif kind == "dict":
+        for k, v in body:
+            _leaf_names(v, f"{prefix}.{k}", out)
+
+
+def _free_tensor_names(fn: Callable) -> dict[int, str]:
+    """id -> name of tensors a function reaches through its closure or globals."""
+    names: dict[int, str] = {}
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return names
+    for name in code.co_names:
+        v = getattr(fn, "__globals__", {}).get(name)
+        if isinstance(v, Tensor):
+            names.setdefault(id(v), name)
+    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            v = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(v, Tensor):
+            names.setdefault(id(v), name)
+    return names
+
+
+# ------------------------------------------------------------------ module hooks
+def _is_module(obj: Any) -> bool:
+    return callable(getattr(obj, "named_parameters", None)) and callable(getattr(obj, "named_buffers", None))
+
+
+class _ModuleStack:
+    """Wraps ``nn.Module.__call__`` while tracing so nodes know which module made them."""
+
+    def __init__(self, tracer: Tracer, root: Any) -> None:
+        self.tracer = tracer
+        self.names: dict[int, str] = {}
+        if root is not None and callable(getattr(root, "named_modules", None)):
+            for name, m in root.named_modules():
+                self.names.setdefault(id(m), name)
+        self.cls = None
+
+    def __enter__(self) -> "_ModuleStack":
+        try:
+            from ember.nn import Module
+        except Exception:  # noqa: BLE001 - nn not importable: no module provenance
+            return self
+        self.cls, self.orig = Module, Module.__dict__.get("__call__")
+        if self.orig is None:
+            self.cls = None
+            return self
+        stack, names, orig = self.tracer.module_stack, self.names, self.orig
+
+        def traced_call(mod, *args, **kwargs):
+            name = names.get(id(mod))
+            if name != "":  # the root itself adds nothing
+                label = f"{name} ({type(mod).__name__})" if name else type(mod).__name__
+                stack.append(label)
+                try:
+                    return orig(mod, *args, **kwargs)
+                finally:
+                    stack.pop()
+            return orig(mod, *args, **kwargs)
+
+        Module.__call__ = traced_call
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cls is not None:
+            self.cls.__call__ = self.orig
+
+
+# ------------------------------------------------------------------ capture
+@dataclass
+class Capture:
+    """A captured graph and how to feed it and use its results."""
+
+    graph: Graph
+    sources: list[tuple]  # per graph input: ("arg", i) | ("param"|"buffer", name) | ("grad", name) | ("tensor", ref)
+    module: Any = None
+    lifted: dict = field(default_factory=dict)  # input name -> the free tensor it stands for
+
+    @property
+    def output_tree(self) -> Any:
+        return self.graph.meta.get("output_tree", {"t": 0})
+
+    @property
+    def writeback(self) -> list:
+        return self.graph.meta.get("writeback", [])
+
+    # ------------------------------------------------------------ running
+    def _module_tensors(self) -> dict[str, Tensor]:
+        m = self.module
+        out: dict[str, Tensor] = {}
+        if m is not None:
+            out.update(m.named_parameters())
+            out.update(m.named_buffers())
+        return out
+
+    def _resolve(self, src: tuple, leaves: list, named: dict) -> Optional[Tensor]:
+        kind, key = src
+        if kind == "arg":
+            return leaves[key]
+        if kind in ("param", "buffer"):
+            t = named.get(key)
+            if t is None:
+                raise RuntimeError(f"the module no longer has a tensor named {key!r} (it was traced with one)")
+            return t
+        if kind == "grad":
+            return self._resolve(_owner_source(self, key), leaves, named).grad
+        return key()  # a weakref to a lifted free tensor
+
+    def gather(self, leaves: list) -> tuple[list[np.ndarray], dict]:
+        named = self._module_tensors()
+        arrays = []
+        for v, src in zip(self.graph.inputs, self.sources):
+            t = self._resolve(src, leaves, named)
+            if t is None:
+                if src[0] == "grad":  # p.grad is None now: zeros add exactly like "no gradient yet"
+                    arrays.append(np.zeros([int(d) for d in v.type.shape], dtype=v.type.dtype.np))
+                    continue
+                raise RuntimeError(f"graph input %{v.name} ({src[0]}) is gone (the tensor was freed)")
+            if not isinstance(t, Tensor) or t._data is None:
+                raise TypeError(f"graph input %{v.name} expects a concrete tensor, got {type(t).__name__}")
+            arrays.append(t._data)
+        return arrays, named
+
+    def gather_state(self) -> dict[str, np.ndarray]:
+        """Current arrays of every non-argument input (parameters, buffers, state), by input name."""
+        named = self._module_tensors()
+        out = {}
+        for v, src in zip(self.graph.inputs, self.sources):
+            if src[0] != "arg":
+                t = self._resolve(src, [], named)
+                if t is not None and t._data is not None:
+                    out[v.name] = t._data
+        return out
+
+    def run(self, compiled: Callable, args: tuple, kwargs: dict) -> Any:
+        leaves: list = []
+        flatten((args, kwargs), leaves)
+        arrays, named = self.gather(leaves)
+        outs = compiled(arrays)
+        return self.finish(outs, leaves, named)
+
+    def finish(self, outs: list, leaves: list, named: dict) -> Any:
+        for idx, kind, name in self.writeback:
+            src = self.sources[self._input_index[name]]
+            if kind == "value":
+                t = self._resolve(src, leaves, named)
+                arr = outs[idx]
+                if t is None:  # the .grad we fed as zeros was None: it is the new gradient
+                    self._resolve(_owner_source(self, src[1]), leaves, named).grad = _wrap(np.array(arr, copy=True))
+                    continue
+                if arr is not t._data:
+                    np.copyto(t._data, arr, casting="unsafe")
+                t._version[0] += 1
+            elif kind == "grad":
+                t = self._resolve(src, leaves, named)
+                arr = outs[idx]
+                g = t.grad
+                if g is not None and g._data is not None and g._data.shape == arr.shape and g._data.flags.writeable:
+                    np.copyto(g._data, arr, casting="unsafe")
+                    g._version[0] += 1
+                else:
+                    t.grad = _wrap(np.array(arr, copy=True))
+            elif kind == "grad_clear":
+                self._resolve(src, leaves, named).grad = None
+        n_user = self.graph.meta.get("n_user_outputs", len(outs))
+        user = [_wrap(a) for a in outs[:n_user]]
+        return unflatten(self.output_tree, user)
+
+    @property
+    def _input_index(self) -> dict[str, int]:
+        idx = self.__dict__.get("_idx")
+        if idx is None:
+            idx = self.__dict__["_idx"] = {v.name: i for i, v in enumerate(self.graph.inputs)}
+        return idx
+
+
+def _owner_source(cap: Capture, grad_input_name: str) -> tuple:
+    """The source of the tensor whose ``.grad`` a ("grad", owner) source reads."""
+    return cap.sources[cap._input_index[grad_input_name]]
+
+
+def capture(fn: Callable, args: tuple, kwargs: Optional[dict] = None, *, module: Any = None,
+            symbols: Optional[dict[int, dict[int, str]]] = None, name: str = "") -> Capture:
+    """Trace ``fn(*args, **kwargs)`` into a graph.
+
+    ``module``: the ``nn.Module`` whose parameters and buffers become named graph
+    inputs. ``symbols``: flat tensor-argument index -> {dim: symbol name} for
+    dimensions to keep symbolic.
+    """
+    kwargs = dict(kwargs or {})
+    if _state.tracer is not None:
+        raise TraceError("ember.jit.trace/compile called while another trace is running (nested tracing is not "
+                         "supported)")
+    graph = Graph(name=name or getattr(fn, "__name__", "graph"))
+    tracer = Tracer(graph)
+    tracer.free_names = _free_tensor_names(getattr(module, "forward", fn) if module is not None else fn)
+    leaves: list = []
+    in_spec = flatten((args, kwargs), leaves)
+    names: dict[int, str] = {}
+    arg_names = _arg_names(getattr(module, "forward", fn) if module is not None else fn, len(args))
+    for i, a in enumerate(in_spec["tuple"][0]["tuple"]):
+        _leaf_names(a, arg_names[i], names)
+    for k, v in in_spec["tuple"][1]["dict"]:
+        _leaf_names(v, str(k), names)
+    sources: list[tuple] = []
+    symbols = symbols or {}
+    try:
+        _state.tracer = tracer
+        for i, t in enumerate(leaves):
+            shape = tuple(symbols.get(i, {}).get(d, n) for d, n in enumerate(t.shape))
+            before = len(graph.inputs)
+            tracer.bind(t, names.get(i, f"x{i}"), ROLE_INPUT, TensorType(t.dtype, shape))
+            t._node = None  # inputs are leaves of the traced program
+            if len(graph.inputs) > before:
+                sources.append(("arg", i))
+        owners: list[tuple[str, Tensor]] = []
+        if module is not None:
+            for pname, p in module.named_parameters():
+                if id(p) not in tracer.bindings:
+                    tracer.bind(p, pname, ROLE_PARAM)
+                    sources.append(("param", pname))
+                    owners.append((tracer.bindings[id(p)].name, p))
+            for bname, b in module.named_buffers():
+                if b is not None and id(b) not in tracer.bindings:
+                    tracer.bind(b, bname, ROLE_BUFFER)
+                    sources.append(("buffer", bname))
+        for i, t in enumerate(leaves):
+            if t.requires_grad:
+                owners.append((tracer.bindings[id(t)].name, t))
+        for oname, p in owners:  # existing gradients are state the program may accumulate into
+            if p.grad is not None and id(p.grad) not in tracer.bindings:
+                tracer.bind(p.grad, f"{oname}.grad", ROLE_STATE, grad_of=p)
+                sources.append(("grad", oname))
+        n_bound = len(graph.inputs)
+        with _ModuleStack(tracer, module):
+            result = fn(*args, **kwargs)
+        # lifted free tensors were bound on first use
+        lifted = {}
+        for b in list(tracer.bindings.values())[n_bound:]:
+            lifted[b.name] = b.tensor
+            sources.append(("tensor", weakref.ref(b.tensor) if _weakrefable(b.tensor) else (lambda t=b.tensor: t)))
+        out_leaves: list = []
+        out_spec = flatten(result, out_leaves)
+        outputs = [tracer.value_of(t) for t in out_leaves]
+        writeback = _functionalize(tracer, outputs)
+    finally:
+        _state.tracer = None
+        tracer.restore()
+    graph.outputs = outputs
+    graph.meta["output_tree"] = out_spec
+    graph.meta["n_user_outputs"] = len(out_leaves)
+    if writeback:
+        graph.meta["writeback"] = writeback
+    eliminate_dead_code(graph)
+    cap = Capture(graph, sources, module, lifted)
+    return cap
+
+
+def _weakrefable(t: Tensor) -> bool:
+    try:
+        weakref.ref(t)
+        return True
+    except TypeError:
+        return False
+
+
+def _functionalize(tracer: Tracer, outputs: list[Value]) -> list:
+    """Outputs and write-back entries for every bound tensor the program changed."""
+    wb: list = []
+    bindings = list(tracer.bindings.values())
+    for b in bindings:
+        if b.tensor._value is not b.value:
+            wb.append([len(outputs), "value", b.name])
+            outputs.append(tracer.value_of(b.tensor))
+    for b in bindings:
+        if b.grad_of is not None:
+            continue
+        t, snap_grad = b.tensor, b.snapshot[3]
+        g = t.grad
+        if g is snap_grad:
+            continue
+        if g is None:
+            wb.append([-1, "grad_clear", b.name])
+            continue
+        wb.append([len(outputs), "grad", b.name])
+        outputs.append(tracer.value_of(g))
+    return wb
+
+
+def eliminate_dead_code(graph: Graph) -> None:
+    """Drop nodes nothing reads (random draws stay: they advance the generator as eager mode does)."""
+    live = {id(v) for v in graph.outputs}
+    kept = []
+    for n in reversed(graph.nodes):
+        if id(n.output) in live or n.op in RANDOM_OPS:
+            kept.append(n)
+            live.update(id(v) for v in n.inputs)
+    graph.nodes = kept[::-1]

@@ -1,0 +1,326 @@
+"""``ember.compile``: capture on first call, cache per input signature, run the cached graph.
+
+The signature of a call is what a captured graph depends on: each tensor
+argument's shape, dtype and ``requires_grad``, the non-tensor arguments (baked
+into the graph), the grad mode and the module's training flags. Guards re-check
+the tensors the graph reads besides its arguments (parameters, buffers, free
+tensors: shape, dtype, whether ``.grad`` exists).
+
+Batch sizes: with ``dynamic=None`` (default) the first call is traced with
+static shapes; when a later call differs only in the leading dimension of its
+tensor arguments, the program is re-traced once with that dimension symbolic
+(``B``) and the symbolic graph then serves every batch size, like PyTorch's
+automatic dynamic shapes. ``dynamic=True`` starts symbolic, ``dynamic=False``
+always specializes. A symbolic trace that cannot be represented (an op whose
+type depends on the concrete size) falls back to a static trace. Every
+recompile is counted and its reason recorded (``fn.stats``,
+``ember.jit.recompile_reasons()``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ember.ir.graph import Graph
+
+from .. import _state
+from .._tensor import Tensor, _wrap
+from ._capture import Capture, _is_module, capture, flatten, unflatten
+from .errors import TraceError
+
+_ALL_REASONS: list[str] = []
+_SYM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def recompile_reasons() -> list[str]:
+    """Why every ``ember.compile``d function in this process recompiled, oldest first."""
+    return list(_ALL_REASONS)
+
+
+@dataclass
+class _Entry:
+    capture: Capture
+    compiled: Callable
+    signature: tuple
+    symbolic: bool
+    guards: list = field(default_factory=list)
+
+
+def _leaf_sig(t: Tensor) -> tuple:
+    return (tuple(t.shape), t.dtype.name, bool(t.requires_grad))
+
+
+def _describe(sig: tuple) -> str:
+    shape, dtype, rg = sig
+    return f"{dtype}{list(shape)}" + (" requires_grad" if rg else "")
+
+
+class CompiledFunction:
+    """The callable ``ember.compile`` returns; ``.stats`` and ``.graphs`` show what it did."""
+
+    def __init__(self, fn: Callable, backend: str = "eager", dynamic: Optional[bool] = None,
+                 options: Optional[dict] = None, fullgraph: bool = False) -> None:
+        self.fn = fn
+        self.backend = backend
+        self.dynamic = dynamic
+        self.options = dict(options or {})
+        self.module = fn if _is_module(fn) else getattr(fn, "__self__", None)
+        if self.module is not None and not _is_module(self.module):
+            self.module = None
+        self._static: dict[tuple, list[_Entry]] = {}
+        self._symbolic: dict[tuple, list[_Entry]] = {}
+        self._last: Optional[_Entry] = None
+        self.stats: dict[str, Any] = {"calls": 0, "compiles": 0, "cache_hits": 0, "recompiles": 0,
+                                      "recompile_reasons": []}
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    # ------------------------------------------------------------ signatures
+    def _context(self) -> tuple:
+        training = ()
+        if self.module is not None and callable(getattr(self.module, "named_modules", None)):
+            training = tuple(bool(getattr(m, "training", False)) for _, m in self.module.named_modules())
+        return (bool(_state.grad_enabled), training)
+
+    def _keys(self, spec: Any, leaves: list) -> tuple[tuple, tuple]:
+        sigs = tuple(_leaf_sig(t) for t in leaves)
+        head = (json.dumps(spec, sort_keys=True, default=str), self._context())
+        static = head + (sigs,)
+        # symbolic key: leading dims erased, but which arguments share a leading size is kept
+        sizes: dict = {}
+        dyn = []
+        for (shape, dt, rg) in sigs:
+            if shape:
+                dyn.append((("*", sizes.setdefault(shape[0], len(sizes))),) + shape[1:])
+            else:
+                dyn.append(shape)
+        symbolic = head + (tuple((s, dt, rg) for s, (_, dt, rg) in zip(dyn, sigs)),)
+        return static, symbolic
+
+    # ------------------------------------------------------------ calling
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _state.tracer is not None:  # compiled code called inside a trace: inline it
+            return self.fn(*args, **kwargs)
+        self.stats["calls"] += 1
+        leaves: list = []
+        spec = flatten((args, kwargs), leaves)
+        for t in leaves:
+            if t._data is None:
+                raise TraceError("a compiled function got a traced tensor; call it on concrete tensors")
+        static_key, sym_key = self._keys(spec, leaves)
+        entry, failed = self._lookup(self._static.get(static_key, ()), leaves)
+        if entry is None and self.dynamic is not False:
+            entry, failed2 = self._lookup(self._symbolic.get(sym_key, ()), leaves)
+            failed = failed or failed2
+        if entry is None:
+            entry = self._compile(args, kwargs, spec, leaves, static_key, sym_key, failed)
+        else:
+            self.stats["cache_hits"] += 1
+        self._last = entry
+        cap = entry.capture
+        arrays, named = cap.gather(leaves)
+        outs = entry.compiled(arrays)
+        return cap.finish(outs, leaves, named)
+
+    def _lookup(self, entries, leaves) -> tuple[Optional[_Entry], Optional[str]]:
+        failed = None
+        for e in entries:
+            why = _check_guards(e, leaves)
+            if why is None:
+                return e, None
+            failed = why
+        return None, failed
+
+    def _compile(self, args, kwargs, spec, leaves, static_key, sym_key, guard_failure) -> _Entry:
+        sig = static_key
+        reason = None
+        if self._last is not None or guard_failure:
+            reason = guard_failure or _diff(self._last.signature if self._last else None, sig)
+        want_symbolic = bool(self.dynamic) or (
+            self.dynamic is None and self._last is not None
+            and _only_leading_dims_differ(self._last.signature, sig))
+        entry = None
+        if want_symbolic:
+            from . import symbols_for
+            try:
+                cap = capture(self.fn, args, kwargs, module=self.module, symbols=symbols_for(args, kwargs, True),
+                              name=self.__name__)
+                _check_symbolic(cap.graph)
+                entry = _Entry(cap, self._backend_compile(cap.graph), sig, True)
+                self._symbolic.setdefault(sym_key, []).append(entry)
+            except Exception as err:  # noqa: BLE001 - a symbolic trace may fail where a static one works
+                note = f"symbolic batch dimension not possible ({type(err).__name__}: {str(err).splitlines()[0]}); " \
+                       "specialized to static shapes"
+                reason = f"{reason}; {note}" if reason else note
+                entry = None
+        if entry is None:
+            cap = capture(self.fn, args, kwargs, module=self.module, name=self.__name__)
+            entry = _Entry(cap, self._backend_compile(cap.graph), sig, False)
+            self._static.setdefault(static_key, []).append(entry)
+        entry.guards = _guards(entry.capture)
+        self.stats["compiles"] += 1
+        if reason is not None:
+            self.stats["recompiles"] += 1
+            msg = f"{self.__name__}: {reason}"
+            self.stats["recompile_reasons"].append(msg)
+            _ALL_REASONS.append(msg)
+        return entry
+
+    def _backend_compile(self, graph: Graph) -> Callable:
+        from ember.runtime.backend import compile_graph
+        return compile_graph(graph, self.backend, self.options)
+
+    # ------------------------------------------------------------ introspection
+    @property
+    def graphs(self) -> list[Graph]:
+        """Every graph captured so far (static and symbolic)."""
+        out = []
+        for table in (self._static, self._symbolic):
+            for entries in table.values():
+                out.extend(e.capture.graph for e in entries)
+        return out
+
+    @property
+    def graph(self) -> Optional[Graph]:
+        """The graph the most recent call ran."""
+        return self._last.capture.graph if self._last is not None else None
+
+    def __repr__(self) -> str:
+        return f"<ember.compile({self.__name__}, backend={self.backend!r})>"
+
+
+def _guards(cap: Capture) -> list:
+    """What the graph assumed about the tensors it reads besides its arguments."""
+    named = cap._module_tensors()
+    out = []
+    for v, src in zip(cap.graph.inputs, cap.sources):
+        if src[0] == "arg":
+            continue
+        t = cap._resolve(src, [], named)
+        if src[0] == "grad":
+            out.append((src, v.name, None if t is None else (tuple(t.shape), t.dtype.name)))
+        else:
+            out.append((src, v.name, (tuple(t.shape), t.dtype.name, bool(t.requires_grad), t.grad is None)))
+    # parameters whose gradient the graph creates must still have none (else it would have to accumulate)
+    for idx, kind, name in cap.writeback:
+        if kind == "grad":
+            src = cap.sources[cap._input_index[name]]
+            if not any(g[1] == f"{name}.grad" for g in out):
+                out.append((("grad", name), f"{name}.grad", None))
+    return out
+
+
+def _check_guards(entry: _Entry, leaves: list) -> Optional[str]:
+    cap = entry.capture
+    named = cap._module_tensors()
+    for src, name, expected in entry.guards:
+        try:
+            t = cap._resolve(src, leaves, named)
+        except RuntimeError as err:
+            return str(err)
+        if src[0] == "grad":
+            now = None if t is None else (tuple(t.shape), t.dtype.name)
+            if (now is None) != (expected is None):
+                return f"{name} is {'None' if now is None else 'set'} (the graph was traced with it " \
+                       f"{'None' if expected is None else 'set'})"
+            continue
+        now = (tuple(t.shape), t.dtype.name, bool(t.requires_grad), t.grad is None)
+        if now != expected:
+            return f"{src[0]} {name} changed from {expected} to {now} (shape, dtype, requires_grad, grad is None)"
+    return None
+
+
+def _only_leading_dims_differ(a: tuple, b: tuple) -> bool:
+    if a[:-1] != b[:-1] or len(a[-1]) != len(b[-1]):
+        return False
+    differs = False
+    for (sa, da, ra), (sb, db, rb) in zip(a[-1], b[-1]):
+        if da != db or ra != rb or len(sa) != len(sb) or sa[1:] != sb[1:]:
+            return False
+        differs = differs or sa[:1] != sb[:1]
+    return differs
+
+
+def _diff(old: Optional[tuple], new: tuple) -> str:
+    if old is None:
+        return "first call"
+    if old[0] != new[0]:
+        return "the structure or non-tensor values of the arguments changed"
+    if old[1][0] != new[1][0]:
+        return f"grad mode changed to {'enabled' if new[1][0] else 'disabled'}"
+    if old[1][1] != new[1][1]:
+        return "a module's training mode changed (train()/eval())"
+    if len(old[2]) != len(new[2]):
+        return f"number of tensor arguments changed from {len(old[2])} to {len(new[2])}"
+    parts = []
+    for i, (a, b) in enumerate(zip(old[2], new[2])):
+        if a != b:
+            what = "shape" if a[0] != b[0] else "dtype" if a[1] != b[1] else "requires_grad"
+            parts.append(f"tensor argument {i}: {what} changed from {_describe(a)} to {_describe(b)}")
+    return "; ".join(parts) or "signature changed"
+
+
+def _check_symbolic(graph: Graph) -> None:
+    """Every symbolic dimension of every value must follow from the input symbols."""
+    from ember.runtime.interpreter import graph_symbols
+    syms = graph_symbols(graph)
+
+    def ok(d) -> bool:
+        return isinstance(d, int) or all(n in syms for n in _SYM_RE.findall(d))
+
+    for n in graph.nodes:
+        for d in n.output.type.shape:
+            if not ok(d):
+                raise TraceError(f"value %{n.output.name} has dimension {d!r} that the inputs do not determine")
+
+
+class GraphFunction:
+    """A loaded graph as a callable on tensors: arguments feed the ``input`` inputs, weights the rest."""
+
+    def __init__(self, graph: Graph, weights: dict, backend: str = "eager") -> None:
+        from ember.runtime.backend import compile_graph
+        self.graph = graph
+        self.weights = dict(weights)
+        self._compiled = compile_graph(graph, backend, {})
+
+    def __call__(self, *args: Any) -> Any:
+        leaves: list = []
+        flatten(args, leaves)
+        feed, k = [], 0
+        for v in self.graph.inputs:
+            if self.graph.input_roles.get(v.name, "input") == "input":
+                if k >= len(leaves):
+                    raise TypeError(f"graph {self.graph.name} needs more tensor arguments (missing %{v.name})")
+                feed.append(leaves[k]._data)
+                k += 1
+            else:
+                w = self.weights.get(v.name)
+                if w is None:
+                    raise RuntimeError(f"no saved weight for graph input %{v.name}")
+                feed.append(w)
+        outs = self._compiled(feed)
+        n_user = self.graph.meta.get("n_user_outputs", len(outs))
+        tree = self.graph.meta.get("output_tree")
+        user = [_wrap(np.asarray(a)) for a in outs[:n_user]]
+        return unflatten(tree, user) if tree else (user[0] if len(user) == 1 else tuple(user))
+
+
+def compile(model: Optional[Callable] = None, *, fullgraph: bool = False, dynamic: Optional[bool] = None,  # noqa: A001
+            backend: str = "eager", mode: Optional[str] = None, options: Optional[dict] = None,
+            disable: bool = False) -> Any:
+    """``torch.compile``: capture ``model`` on first call and run it compiled on ``backend``.
+
+    Usable as ``ember.compile(fn)`` or as a decorator ``@ember.compile(backend="eager")``.
+    """
+    if model is None:
+        return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend, mode=mode,
+                                 options=options, disable=disable)
+    if disable:
+        return model
+    return CompiledFunction(model, backend=backend, dynamic=dynamic, options=options, fullgraph=fullgraph)

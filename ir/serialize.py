@@ -1,0 +1,82 @@
+"""Save and load a graph with its weights in one file.
+
+The file is a zip archive (``.eir`` by convention) holding:
+
+- ``graph.eir`` — the IR text form (what ``str(graph)`` prints), so ``unzip -p f.eir graph.eir`` shows it;
+- ``constants/<sha1>.npy`` — the data of every constant the text summarizes by digest;
+- ``weights/<i>.npy`` plus ``weights.json`` (input name -> entry) — values for graph inputs
+  (parameters, buffers, state), optional.
+
+``load`` also accepts a plain text file with just the IR (constants then come back as
+``MissingConstant`` placeholders and there are no weights).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from typing import Optional, Union
+
+import numpy as np
+
+from .graph import Graph
+from .parser import parse
+from .printer import print_graph
+
+FORMAT_VERSION = 1
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npy_load(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def save(graph: Graph, path: PathLike, weights: Optional[dict] = None) -> None:
+    """Write ``graph`` (and ``weights``: input name -> array) to ``path``."""
+    from .testing import collect_constants
+    weights = dict(weights or {})
+    known = {v.name for v in graph.inputs}
+    unknown = sorted(set(weights) - known)
+    if unknown:
+        raise KeyError(f"weights for names that are not inputs of graph {graph.name}: {unknown}")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("graph.eir", print_graph(graph) + "\n")
+        for digest, arr in collect_constants(graph).items():
+            zf.writestr(f"constants/{digest}.npy", _npy_bytes(arr))
+        index = {}
+        for i, (name, arr) in enumerate(weights.items()):
+            index[name] = f"weights/{i}.npy"
+            zf.writestr(index[name], _npy_bytes(np.asarray(arr)))
+        zf.writestr("weights.json", json.dumps({"format": FORMAT_VERSION, "weights": index}))
+
+
+def load(path: PathLike) -> tuple[Graph, dict]:
+    """Read a file written by ``save`` (or a plain IR text file): ``(graph, weights)``."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        with open(path, encoding="utf-8") as f:
+            return parse(f.read()), {}
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        if "graph.eir" not in names:
+            raise ValueError(f"{path} is a zip file but not a saved ember graph (no graph.eir inside)")
+        constants = {}
+        for n in names:
+            if n.startswith("constants/") and n.endswith(".npy"):
+                constants[n[len("constants/"):-4]] = _npy_load(zf.read(n))
+        graph = parse(zf.read("graph.eir").decode("utf-8"), constants=constants)
+        weights = {}
+        if "weights.json" in names:
+            index = json.loads(zf.read("weights.json"))["weights"]
+            for name, entry in index.items():
+                weights[name] = _npy_load(zf.read(entry))
+    return graph, weights
