@@ -592,3 +592,18 @@ def _attach() -> None:
 _attach()
 _ = builtins
 _ = Size
+
+
+# softmax/log_softmax are compositions defined once in ember.nn.functional; imported on first use
+def _softmax_method(self, dim=None, dtype=None):
+    from .nn.functional import softmax
+    return softmax(self, dim, dtype=dtype)
+
+
+def _log_softmax_method(self, dim=None, dtype=None):
+    from .nn.functional import log_softmax
+    return log_softmax(self, dim, dtype=dtype)
+
+
+Tensor.softmax = _softmax_method
+Tensor.log_softmax = _log_softmax_method

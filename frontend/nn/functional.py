@@ -19,3 +19,7 @@ from ._functional.loss import (  # noqa: F401
     binary_cross_entropy, binary_cross_entropy_with_logits, cosine_similarity, cross_entropy, huber_loss,
     kl_div, l1_loss, margin_ranking_loss, mse_loss, nll_loss, poisson_nll_loss, smooth_l1_loss,
 )
+from ._functional.conv import (  # noqa: F401
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, avg_pool1d, avg_pool2d,
+    conv1d, conv2d, conv_transpose1d, conv_transpose2d, lp_pool2d, max_pool1d, max_pool2d,
+)
