@@ -49,10 +49,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if not grads:
         return total
     with no_grad():
-        clip_coef = O.div(O.cast(total, grads[0].dtype) if total.dtype is not grads[0].dtype else total,
-                          1.0)
-        clip_coef = O.div(float(max_norm), O.add(clip_coef, 1e-6))
-        clip_coef = O.clamp(clip_coef, max=1.0)
+        # PyTorch: coef = max_norm / (total + 1e-6), clamped to 1 (so small gradients are left alone)
+        clip_coef = O.clamp(O.div(float(max_norm), O.add(total, 1e-6)), max=1.0)
         for g in grads:
             g.mul_(O.cast(clip_coef, g.dtype))
     return total
@@ -70,4 +68,4 @@ def clip_grad_value_(parameters, clip_value: float, foreach: bool | None = None)
     clip_value = float(clip_value)
     with no_grad():
         for g in _grads(parameters):
-            g.clamp_(min=-clip_value, max=clip_value)
+            g.clamp_(-clip_value, clip_value)
