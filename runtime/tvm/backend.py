@@ -1,0 +1,122 @@
+"""The ``"tvm"`` backend of ``ember.compile``: lower, build (or load from the cache), run on the Relax VM.
+
+Options (``ember.compile(fn, backend="tvm", options={...})``):
+
+- ``target``: ``"llvm"`` (default: the host CPU and its features), ``"cuda"``, a dict or a ``tvm.target.Target``;
+- ``passes``: run ember's optimization pipeline (simplify, fold, cse, dce, fuse) first (default True);
+- ``matmul``: ``"blas"`` (CPU default: numpy's BLAS through a packed call) or ``"tvm"`` (GPU default);
+- ``schedule``: apply ember's CPU schedules to TVM's kernels (default True);
+- ``cache``: use the persistent compile cache (default True; see ``cache.py``).
+
+Arrays cross without copies where TVM accepts them (``dlpack.py``); an output fed
+back in as an input on the next call (a written-back parameter) is reused as the
+very TVM tensor it was.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ember.ir.graph import ROLE_INPUT, Graph
+from ember.ir.printer import fmt_type
+
+from . import cache
+from .build import build, device_for, is_gpu, resolve_target
+from .dlpack import to_numpy, to_tvm
+from .lower import graph_to_relax
+
+
+def prepare_graph(graph: Graph, options: dict) -> Graph:
+    """ember's passes before lowering (skipped when asked, or when the graph is already fused)."""
+    if not options.get("passes", True) or any(n.subgraph is not None for n in graph.nodes):
+        return graph
+    from ember.passes import optimize
+    return optimize(graph)
+
+
+def default_options(options: dict, target: tvm.target.Target) -> dict:
+    opts = dict(options)
+    opts.setdefault("matmul", "tvm" if is_gpu(target) else "blas")
+    return opts
+
+
+def relax_module(graph: Graph, options: dict | None = None) -> tvm.IRModule:
+    """The Relax module ember builds for ``graph`` (after ember's passes): what ``--show relax`` prints."""
+    options = dict(options or {})
+    target = resolve_target(options.get("target", "llvm"))
+    options = default_options(options, target)
+    return graph_to_relax(prepare_graph(graph, options), options)
+
+
+class TVMCompiledGraph:
+    """A graph compiled by TVM: ``compiled(inputs) -> outputs`` (numpy arrays, graph order)."""
+
+    def __init__(self, graph: Graph, options: dict | None = None) -> None:
+        options = dict(options or {})
+        self.graph = graph
+        self.target = resolve_target(options.get("target", "llvm"))
+        self.options = default_options(options, self.target)
+        self.device = device_for(self.target)
+        self.resident = {v.name for v in graph.inputs if graph.input_roles.get(v.name, ROLE_INPUT) != ROLE_INPUT}
+        self.cache_hit = False
+        self.cache_key = None
+        t0 = time.perf_counter()
+        self.prepared = prepare_graph(graph, self.options)
+        module = None
+        if cache.enabled(self.options):
+            self.cache_key, desc = cache.cache_key(self.prepared, self.target, self.options)
+            module = cache.load(self.cache_key, self.device)
+            self.cache_hit = module is not None
+        if module is None:
+            self.ir_module = graph_to_relax(self.prepared, self.options)
+            module = build(self.ir_module, self.target, self.options)
+            if self.cache_key is not None:
+                cache.store(self.cache_key, module, desc, graph.name, time.perf_counter() - t0)
+        self.compile_seconds = time.perf_counter() - t0
+        self.vm = relax.VirtualMachine(module, self.device)
+        self._main = self.vm["main"]
+        self._in_types = [v.type for v in graph.inputs]
+        self._returned: dict[int, tuple[np.ndarray, object]] = {}
+        self.calls = 0
+
+    def _check(self, inputs: Sequence[np.ndarray]) -> None:
+        if len(inputs) != len(self._in_types):
+            raise ValueError(f"graph {self.graph.name} (tvm backend) takes {len(self._in_types)} inputs, "
+                             f"got {len(inputs)}")
+        for v, t, a in zip(self.graph.inputs, self._in_types, inputs):
+            shape = np.shape(a)
+            if a.dtype != t.dtype.np or len(shape) != len(t.shape) or any(
+                    isinstance(d, int) and d != n for d, n in zip(t.shape, shape)):
+                raise ValueError(f"input %{v.name} of graph {self.graph.name} expects {fmt_type(t)}, "
+                                 f"got {a.dtype}{list(shape)}")
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self._check(inputs)
+        args = []
+        for a in inputs:
+            hit = self._returned.get(id(a))
+            args.append(hit[1] if hit is not None and hit[0] is a else to_tvm(a, self.device))
+        try:
+            result = self._main(*args)
+        except Exception as err:  # TVM's messages are long; keep the first lines and name the graph
+            msg = str(err).strip().splitlines()
+            raise RuntimeError(f"graph {self.graph.name} (tvm backend) failed: "
+                               + "\n".join(msg[-3:] if msg else [type(err).__name__])) from err
+        outs_t = list(result)
+        outs = [to_numpy(t) for t in outs_t]
+        self._returned = {id(a): (a, t) for a, t in zip(outs, outs_t)}
+        self.calls += 1
+        return outs
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        return self(list(inputs))
+
+
+def compile_tvm(graph: Graph, options: dict) -> TVMCompiledGraph:
+    """The ``"tvm"`` backend entry point (see the module docstring for options)."""
+    return TVMCompiledGraph(graph, options)

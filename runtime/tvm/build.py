@@ -1,0 +1,82 @@
+"""Targets, ember's Relax pipeline, and ``tvm.compile``.
+
+Targets: ``"llvm"`` (the default) becomes a dict target carrying the host CPU
+(``{"kind": "llvm", "mcpu": "znver3"}``: TVM 0.27 no longer parses ``-mcpu`` strings),
+so LLVM may use AVX2/FMA; ``"cuda"`` uses TVM's default GPU pipeline with DLight
+schedules and needs a GPU.
+
+The CPU pipeline is TVM's (legalize, fuse, FuseTIR, lower) plus ember's schedules
+(``schedule.py``) on every TIR kernel: TVM ships unscheduled loop nests, which run
+one scalar element at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import tvm
+from tvm import relax
+
+TargetSpec = Union[str, dict, "tvm.target.Target"]
+
+
+def resolve_target(spec: TargetSpec = "llvm") -> tvm.target.Target:
+    """``"llvm"`` -> the host CPU with its features; ``"cuda"`` -> the local GPU (error when none)."""
+    if isinstance(spec, tvm.target.Target):
+        return spec
+    if isinstance(spec, dict):
+        return tvm.target.Target(spec)
+    if spec in ("llvm", "cpu"):
+        return tvm.target.Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu()})
+    if spec in ("cuda", "gpu"):
+        if not tvm.cuda(0).exist:
+            raise RuntimeError("TVM target 'cuda' requested but no CUDA GPU is available "
+                               "(ember.cuda.is_available() is False); use target='llvm'")
+        return tvm.target.Target.from_device(tvm.cuda(0)) if hasattr(tvm.target.Target, "from_device") \
+            else tvm.target.Target("cuda")
+    return tvm.target.Target(spec)
+
+
+def device_for(target: tvm.target.Target):
+    return tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
+
+
+def is_gpu(target: tvm.target.Target) -> bool:
+    return target.kind.name in ("cuda", "rocm", "metal", "vulkan", "opencl")
+
+
+def cpu_pipeline(target: tvm.target.Target, options: dict):
+    """TVM's CPU pipeline with ember's schedules applied to every fused TIR kernel."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    from .schedule import schedule_module
+
+    @tvm.transform.module_pass(opt_level=0, name="ember_cpu_pipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        with target:
+            mod = tvm.transform.Sequential(
+                cpu.library_dispatch_passes(target)
+                + cpu.legalize_passes(target)
+                + [relax.transform.DeadCodeElimination()])(mod)
+            if options.get("schedule", True):
+                mod = schedule_module(mod, target)
+            mod = tvm.transform.Sequential(cpu.dataflow_lower_passes(target)
+                                           + cpu.finalize_passes(target))(mod)
+        return mod
+    return _pipeline
+
+
+def lowered_module(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """The module after legalization and fusion (what ``--show tir`` would print)."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    with target:
+        return tvm.transform.Sequential(cpu.legalize_passes(target))(mod)
+
+
+def build(mod: tvm.IRModule, target: tvm.target.Target, options: dict | None = None) -> Any:
+    """Compile a Relax module into a VM executable."""
+    options = options or {}
+    if is_gpu(target):
+        pipeline = relax.get_default_pipeline(target)
+    else:
+        pipeline = cpu_pipeline(target, options)
+    return tvm.compile(mod, target=target, relax_pipeline=pipeline)

@@ -1,0 +1,47 @@
+"""Relax lowering of matmul.
+
+On the CPU (option ``matmul="blas"``, the default for ``llvm``) matmul is an opaque
+``call_dps_packed`` to ``ember.matmul``, numpy's BLAS, while TVM compiles and
+fuses everything around it; a transpose of the last two dims feeding it is folded
+into the call (BLAS reads transposed operands for free), so the backward pass's
+``x.T @ g`` and ``g @ w.T`` never materialize a transpose. With ``matmul="tvm"``
+(the default for GPUs) it is ``R.matmul``, scheduled by TVM. See ``build.py`` for
+why BLAS on the CPU.
+"""
+
+from __future__ import annotations
+
+from tvm import relax
+
+from ..extern import MATMUL_FN
+from ..lower import lowering
+
+R = relax.op
+
+
+def _uses_blas(node, ctx) -> bool:
+    return ctx.options.get("matmul", "blas") == "blas"
+
+
+def _look_through_transpose(ctx, value, expr):
+    """If ``value`` is a transpose of its last two dims, return (its source, True)."""
+    prod = ctx.producers.get(value.name)
+    if prod is None or prod.op != "permute" or prod.subgraph is not None:
+        return expr, False
+    dims = tuple(prod.attrs["dims"])
+    n = len(dims)
+    if n < 2 or dims != tuple(range(n - 2)) + (n - 1, n - 2):
+        return expr, False
+    src = ctx.scope.get(prod.inputs[0].name)
+    return (src, True) if src is not None else (expr, False)
+
+
+@lowering("matmul", opaque=_uses_blas)
+def _matmul(ctx, args, attrs, node):
+    a, b = args
+    if not _uses_blas(node, ctx):
+        return R.matmul(a, b)
+    a, ta = _look_through_transpose(ctx, node.inputs[0], a)
+    b, tb = _look_through_transpose(ctx, node.inputs[1], b)
+    out = ctx.tensor_type(node.output.type)
+    return R.call_dps_packed(MATMUL_FN, [a, b, relax.prim_value(int(ta)), relax.prim_value(int(tb))], out)
