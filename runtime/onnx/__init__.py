@@ -10,6 +10,7 @@ from .lowering import (  # noqa: F401
     DEFAULT_OPSET, IR_VERSION, MAX_OPSET, MIN_OPSET, OnnxLoweringError, graph_to_onnx,
 )
 from .ops import LOWERINGS  # noqa: F401
+from . import ops_nn  # noqa: F401  conv / pooling lowerings
 from .fused import lower_fused
 from .session import OrtCompiledGraph, ProviderError, compile_onnxruntime, make_session, providers_for  # noqa: F401
 

@@ -123,8 +123,12 @@ class LoweringContext:
         """Append one ONNX node; returns its (fresh) output name."""
         base = self._current.output.name if self._current is not None else op_type.lower()
         name = out or self.fresh(f"{base}_{op_type}")
+        empty = [k for k, v in attrs.items() if isinstance(v, (list, tuple)) and len(v) == 0]
         node = helper.make_node(op_type, list(inputs), [name], name=self.fresh(f"{op_type}_{name}"),
-                                domain=domain or None, **{k: v for k, v in attrs.items() if v is not None})
+                                domain=domain or None,
+                                **{k: v for k, v in attrs.items() if v is not None and k not in empty})
+        for k in empty:  # make_node cannot infer the type of an empty list
+            node.attribute.append(helper.make_attribute(k, [], attr_type=onnx.AttributeProto.INTS))
         if self._current is not None:
             prov = self._current.provenance
             if prov.module or prov.file:

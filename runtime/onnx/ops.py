@@ -132,6 +132,9 @@ def emit_chain(ctx, dt, body, *xs):
 
 @lowering("logical_not")
 def _not(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    if dt is not T.bool_:  # logical_not of a number: x == 0
+        return emit(ctx, "Equal", [xs[0], ctx.scalar(0, dt)], dt, out_dtype=T.bool_)
     return ctx.op("Not", xs[0])
 
 

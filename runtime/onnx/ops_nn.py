@@ -1,0 +1,125 @@
+"""ONNX lowering of the convolution and pooling primitives (``ir/ops/nn.py``).
+
+Each maps onto one ONNX operator. Pooling is emitted with ``ceil_mode=0`` and the
+explicit padding (ceil-mode overhang included) that ember's kernels use, so
+ONNX's and PyTorch's ceil-mode rules never have to agree; average pooling
+divides window sums by the divisor map ember's kernel uses (a constant: the
+spatial dims are static), which covers ``count_include_pad`` and
+``divisor_override`` exactly. ONNX Runtime's CPU Conv is float32-only: other
+float dtypes are computed in float32 (float64 loses precision there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from ember.ir import types as T
+from ember.ir.ops.nn import avg_pool_divisor
+from ember.runtime.kernels_nn import _pool_geometry
+
+from .ops import NATIVE, compute_dtype, lowering
+
+NATIVE.update({"Conv": {T.float32}, "ConvTranspose": {T.float32}, "AveragePool": {T.float32},
+               "MaxPool": {T.float16, T.float32, T.float64, T.int8, T.uint8}})
+
+
+def _pads(padding) -> list[int]:
+    (top, bottom), (left, right) = padding
+    return [int(top), int(left), int(bottom), int(right)]
+
+
+def _in(ctx, op_type, x, dt):
+    c = compute_dtype(op_type, dt)
+    return (ctx.cast(x, c) if c is not dt else x), c
+
+
+def _out(ctx, y, c, dt):
+    return ctx.cast(y, dt) if c is not dt else y
+
+
+@lowering("conv2d")
+def _conv2d(ctx, node, xs):
+    a = node.attrs
+    dt = node.inputs[0].dtype
+    x, c = _in(ctx, "Conv", xs[0], dt)
+    w, _ = _in(ctx, "Conv", xs[1], dt)
+    kh, kw = node.inputs[1].shape[2:]
+    y = ctx.op("Conv", x, w, kernel_shape=[int(kh), int(kw)], strides=list(a["stride"]), pads=_pads(a["padding"]),
+               dilations=list(a["dilation"]), group=int(a["groups"]))
+    return _out(ctx, y, c, dt)
+
+
+@lowering("conv_transpose2d")
+def _conv_transpose2d(ctx, node, xs):
+    a = node.attrs
+    dt = node.inputs[0].dtype
+    x, c = _in(ctx, "ConvTranspose", xs[0], dt)
+    w, _ = _in(ctx, "ConvTranspose", xs[1], dt)
+    kh, kw = node.inputs[1].shape[2:]
+    y = ctx.op("ConvTranspose", x, w, kernel_shape=[int(kh), int(kw)], strides=list(a["stride"]),
+               pads=_pads(a["padding"]), dilations=list(a["dilation"]), group=int(a["groups"]),
+               output_padding=list(a["output_padding"]))
+    return _out(ctx, y, c, dt)
+
+
+def _pool_attrs(node, x_shape, dilation=(1, 1)):
+    a = node.attrs
+    probe = np.empty((1, 1) + tuple(x_shape[2:]), dtype=np.float32)
+    _, _, pads = _pool_geometry(probe, a["kernel_size"], a["stride"], a["padding"], dilation, a["ceil_mode"])
+    return dict(kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=_pads(pads))
+
+
+@lowering("max_pool2d")
+def _max_pool2d(ctx, node, xs):
+    dt = node.inputs[0].dtype
+    x, c = _in(ctx, "MaxPool", xs[0], dt)
+    attrs = _pool_attrs(node, node.inputs[0].shape, node.attrs["dilation"])
+    y = ctx.op("MaxPool", x, dilations=list(node.attrs["dilation"]), **attrs)
+    return _out(ctx, y, c, dt)
+
+
+@lowering("max_pool2d_backward")
+def _max_pool2d_backward(ctx, node, xs):
+    """Route g to each window's maximum: MaxPool's Indices output + ScatterElements(add)."""
+    ctx.require(16, "ScatterElements with reduction='add' (max_pool2d_backward)")
+    g_name, x_name = xs
+    dt = node.inputs[1].dtype
+    x, c = _in(ctx, "MaxPool", x_name, dt)
+    attrs = _pool_attrs(node, node.inputs[1].shape, node.attrs["dilation"])
+    pooled, idx = ctx.fresh(f"{node.output.name}_pool"), ctx.fresh(f"{node.output.name}_argmax")
+    ctx.nodes.append(helper.make_node("MaxPool", [x], [pooled, idx], name=ctx.fresh(f"MaxPool_{idx}"),
+                                      dilations=list(node.attrs["dilation"]), **attrs))
+    shape = ctx.op("Shape", x_name)
+    flat = ctx.i64([-1])
+    zeros = ctx.op("Reshape", ctx.op("ConstantOfShape", shape, value=_zero(dt)), flat)
+    src, sc = _in(ctx, "Add", g_name, dt)
+    if sc is not dt:
+        zeros = ctx.cast(zeros, sc)
+    y = ctx.op("ScatterElements", zeros, ctx.op("Reshape", idx, flat), ctx.op("Reshape", src, flat),
+               axis=0, reduction="add")
+    return _out(ctx, ctx.op("Reshape", y, shape), sc, dt)
+
+
+def _zero(dt):
+    from .lowering import numpy_to_tensor
+    return numpy_to_tensor(np.zeros(1, dtype=(dt if dt is not T.bfloat16 else T.float32).np), "value")
+
+
+@lowering("avg_pool2d")
+def _avg_pool2d(ctx, node, xs):
+    a = node.attrs
+    dt = node.inputs[0].dtype
+    x, c = _in(ctx, "AveragePool", xs[0], dt)
+    attrs = _pool_attrs(node, node.inputs[0].shape)
+    kh, kw = a["kernel_size"]
+    # window sums (every window has kh*kw taps once padded), then ember's exact divisor map
+    mean = ctx.op("AveragePool", x, count_include_pad=1, **attrs)
+    total = ctx.op("Mul", mean, ctx.scalar(kh * kw, c))
+    h, w = node.inputs[0].shape[2:]
+    ho, wo = node.output.shape[2:]
+    div = avg_pool_divisor(h, w, ho, wo, kernel_size=a["kernel_size"], stride=a["stride"], padding=a["padding"],
+                           count_include_pad=a["count_include_pad"], divisor_override=a["divisor_override"])
+    div = np.broadcast_to(np.asarray(div, dtype=c.np), (ho, wo))
+    y = ctx.op("Div", total, ctx.const(np.ascontiguousarray(div).reshape(1, 1, ho, wo), hint="divisor"))
+    return _out(ctx, y, c, dt)
