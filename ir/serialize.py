@@ -80,3 +80,28 @@ def load(path: PathLike) -> tuple[Graph, dict]:
             for name, entry in index.items():
                 weights[name] = _npy_load(zf.read(entry))
     return graph, weights
+
+
+def graph_to_json(graph: Graph) -> dict:
+    """A JSON-able description of ``graph`` (for tools; the text form is the exact one)."""
+    from .printer import fmt_attr, fmt_provenance, fmt_type, printed_meta
+
+    def node(n) -> dict:
+        d = {"name": n.output.name, "op": n.op, "inputs": [v.name for v in n.inputs],
+             "type": fmt_type(n.output.type), "attrs": {k: fmt_attr(v) for k, v in n.attrs.items()}}
+        if n.provenance.module or n.provenance.file:
+            d["provenance"] = {"module": n.provenance.module, "file": n.provenance.file, "line": n.provenance.line,
+                               "text": fmt_provenance(n.provenance)}
+        if n.subgraph is not None:
+            d["body"] = graph_to_json(n.subgraph)
+        return d
+
+    return {
+        "name": graph.name,
+        "inputs": [{"name": v.name, "type": fmt_type(v.type), "dtype": v.type.dtype.name,
+                    "shape": list(v.type.shape), "role": graph.input_roles.get(v.name, "input")}
+                   for v in graph.inputs],
+        "nodes": [node(n) for n in graph.nodes],
+        "outputs": [{"name": v.name, "type": fmt_type(v.type)} for v in graph.outputs],
+        "meta": printed_meta(graph),
+    }

@@ -253,24 +253,19 @@ class Tracer:
 
     def _replay_views(self, base: Tensor, skip: Tensor) -> None:
         """Re-derive every live view of ``base`` from its new value (views alias their base)."""
-        for ref in self.children.get(id(base), ()):
+        for ref in list(self.children.get(id(base), ())):
             v = ref()
             if v is None or v is skip:
                 continue
             _, op, attrs = self.views[id(v)]
-            with _state_grad(False):
-                if op == "detach":
-                    fresh = base._value
-                else:
-                    fresh = self.apply(_prim(op), (base,), attrs)._value
+            if op == "detach":
+                fresh = base._value
+            else:
+                fresh = self.graph.add_node(op, [base._value], attrs, provenance=self.provenance())
+                self.own.add(id(fresh))
             v._value = fresh
             v._version[0] += 1
             self._replay_views(v, skip)
-
-
-def _prim(name: str):
-    from ember.ir.registry import PRIMITIVES
-    return PRIMITIVES[name]
 
 
 class _state_grad:  # noqa: N801 - a tiny context manager
