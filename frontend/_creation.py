@@ -13,8 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from ember.ir import ops as P
-from ember.ir.types import DType, bool_, float32, float64, from_numpy, int64
+from ember.ir.types import DType, bool_, float32, float64, int64
 from ember.runtime import random as _random
+from ember.runtime.random import generator_or_default as _numpy_generator
 
 from . import _state
 from ._ops import get_default_dtype
@@ -86,6 +87,8 @@ def _to_numpy(data, dtype: DType | None) -> np.ndarray:
     if isinstance(data, Tensor):
         arr = data._data
         return arr.astype(dtype.np) if dtype is not None and arr.dtype != dtype.np else arr
+    if isinstance(data, np.generic):  # numpy scalars keep their dtype, as in torch.tensor
+        data = np.asarray(data)
     if isinstance(data, np.ndarray):
         if dtype is None:
             _dtype_of(data.dtype)  # refuses dtypes ember lacks
@@ -97,6 +100,8 @@ def _to_numpy(data, dtype: DType | None) -> np.ndarray:
         data = _nested_tensor_to_list(data)
     try:
         return np.array(data, dtype=dtype.np)
+    except OverflowError:  # torch wraps out-of-range integers (tensor([-1], dtype=uint8) -> 255)
+        return np.array(data, dtype=np.int64).astype(dtype.np)
     except ValueError as err:
         raise ValueError(f"tensor(): cannot build a tensor from ragged or malformed data ({err})") from None
 
@@ -124,7 +129,7 @@ def tensor(data, *, dtype: DType | None = None, device=None, requires_grad: bool
     if isinstance(data, Tensor) and data._value is not None:
         return data.clone()
     arr = np.array(_to_numpy(data, dtype), copy=True)
-    if arr.dtype == np.float64 and dtype is None and not isinstance(data, (np.ndarray, Tensor)):
+    if arr.dtype == np.float64 and dtype is None and not isinstance(data, (np.ndarray, np.generic, Tensor)):
         arr = arr.astype(get_default_dtype().np)
     t = _wrap(arr)
     if requires_grad:
@@ -158,7 +163,7 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     try:
         _dtype_of(ndarray.dtype)
     except TypeError:
-        raise TypeError(f"can't convert np.ndarray of type numpy.{np.dtype(np_dtype)}. The only supported types "
+        raise TypeError(f"can't convert np.ndarray of type numpy.{ndarray.dtype}. The only supported types "
                         "are: float64, float32, float16, int64, int32, int16, int8, uint8, and bool.") from None
     return _wrap(ndarray)
 
@@ -291,7 +296,7 @@ def randint_like(input, low, high=None, *, dtype=None) -> Tensor:
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     check_device(device)
-    gen = _random.generator_or_default(generator)
+    gen = _numpy_generator(generator)
     return _wrap(gen.permutation(n).astype((dtype or int64).np))
 
 
@@ -315,7 +320,7 @@ def bernoulli(input, p=None, *, generator=None) -> Tensor:
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
-    gen = _random.generator_or_default(generator)
+    gen = _numpy_generator(generator)
     p = input._data.astype(np.float64)
     rows = p.reshape(-1, p.shape[-1])
     out = np.stack([gen.choice(rows.shape[1], size=num_samples, replace=replacement, p=r / r.sum()) for r in rows])

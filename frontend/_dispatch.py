@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from builtins import max as builtins_max
 import traceback
 
 import numpy as np
 
 from ember.ir import dispatch as _ir_dispatch
-from ember.ir.types import ShapeError, fmt_shape
+from ember.ir.registry import ELEMENTWISE
+from ember.ir.types import ShapeError, TensorType, broadcast_shapes, fmt_shape
 from ember.runtime.kernels import KERNELS
 
 from . import _state
@@ -67,17 +69,50 @@ def describe(x) -> str:
     return repr(x)
 
 
+def _broadcast_problem(inputs) -> str | None:
+    """PyTorch's message when operand shapes do not broadcast, else None."""
+    shapes = [tuple(x.shape) for x in inputs if isinstance(x, Tensor)]
+    nd = builtins_max((len(s) for s in shapes), default=0)
+    for k in range(1, nd + 1):
+        sizes = [(i, s[-k]) for i, s in enumerate(shapes) if len(s) >= k]
+        big = [(i, d) for i, d in sizes if d != 1]
+        for (i, d), (j, e) in zip(big, big[1:]):
+            if d != e:
+                return (f"The size of tensor {chr(97 + i)} ({d}) must match the size of tensor {chr(97 + j)} "
+                        f"({e}) at non-singleton dimension {nd - k}")
+    return None
+
+
+def broadcast_error(name: str, inputs) -> RuntimeError:
+    """Operands of ``name`` whose shapes do not broadcast."""
+    detail = _broadcast_problem(inputs) or "shapes are not broadcastable"
+    where = user_frame()
+    return RuntimeError(f"{name}: {detail}\n  operands: {', '.join(describe(x) for x in inputs)}"
+                        + (f"\n  at {where}" if where else ""))
+
+
 def op_error(prim, inputs, attrs, exc: Exception) -> Exception:
     """Turn a kernel failure into an error that names the op, shapes, dtypes and user line."""
     detail = None
-    try:  # the type rule usually explains the problem best
-        prim.infer(*[x._type() for x in inputs], **attrs)
-    except ShapeError as err:
-        detail = str(err)
-    except Exception:  # noqa: BLE001 - fall back to the kernel's message
-        detail = None
+    types = None
+    try:
+        types = [x._type() for x in inputs]
+        if prim.kind == ELEMENTWISE and len({t.shape for t in types}) > 1:
+            # eager mode lets numpy broadcast: judge the op on broadcast operands
+            detail = _broadcast_problem(inputs)
+            shape = broadcast_shapes(*[t.shape for t in types]) if detail is None else None
+            types = [TensorType(t.dtype, shape) for t in types] if detail is None else None
+    except Exception:  # noqa: BLE001
+        types = None
+    if detail is None and types is not None:
+        try:  # the type rule usually explains the problem best
+            prim.infer(*types, **attrs)
+        except ShapeError as err:
+            detail = str(err)
+        except Exception:  # noqa: BLE001 - fall back to the kernel's message
+            detail = None
     if detail is None:
-        detail = f"{type(exc).__name__}: {exc}"
+        detail = f"{exc}" if isinstance(exc, (ValueError, TypeError, IndexError)) else f"{type(exc).__name__}: {exc}"
     where = user_frame()
     shown = {k: v for k, v in attrs.items() if k not in ("value", "generator")}
     msg = (f"{prim.name}: {detail}\n  operands: {', '.join(describe(x) for x in inputs)}"

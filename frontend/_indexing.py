@@ -30,6 +30,8 @@ def _normalize(idx) -> tuple:
             i = _wrap(arr.astype(np.int64) if arr.dtype.kind in "iu" else arr)
         elif isinstance(i, Tensor) and i._value is None and len(i.shape) == 0 and i.dtype.category == 1:
             i = int(i._data)
+        elif isinstance(i, Tensor) and i.dtype.is_floating_point:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         elif isinstance(i, np.integer):
             i = int(i)
         elif isinstance(i, range):
@@ -87,7 +89,8 @@ def getitem(x: Tensor, idx) -> Tensor:
         try:
             arr = x._data[_numpy_index(idx)]
         except IndexError as err:
-            raise IndexError(f"index: {err} (tensor of shape {list(x.shape)})") from None
+            msg = str(err).replace(" axis ", " dimension ")
+            raise IndexError(f"{msg} (indexing a tensor of shape {list(x.shape)})") from None
         out = _wrap(arr if isinstance(arr, np.ndarray) else np.asarray(arr))
         if not _has_advanced(idx):
             out._version = x._version
@@ -217,12 +220,21 @@ def setitem(x: Tensor, idx, value) -> None:
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot be broadcast to "
                                f"indexing result of shape {list(lin.shape)}") from None
         flat = reshape(base, (-1,))
-        lin_t = const_array(lin.reshape(-1))
+        lin_flat = lin.reshape(-1)
+        v = reshape(v, (-1,))
+        if np.unique(lin_flat).size != lin_flat.size:
+            # a position written twice keeps the last write (numpy's and PyTorch's CPU behaviour)
+            _, first_from_end = np.unique(lin_flat[::-1], return_index=True)
+            keep = np.sort(lin_flat.size - 1 - first_from_end)
+            lin_flat = lin_flat[keep]
+            from ._dispatch import apply as _apply
+            v = _apply(P.take, (v, const_array(keep.astype(np.int64))), {"dim": 0})
+        lin_t = const_array(lin_flat)
         from ._dispatch import apply
         zeros = apply(P.full, (), {"shape": tuple(flat.shape), "value": 0, "dtype": base.dtype})
-        placed = apply(P.index_add, (zeros, lin_t, reshape(v, (-1,))), {"dim": 0})
+        placed = apply(P.index_add, (zeros, lin_t, v), {"dim": 0})
         mask_np = np.zeros(flat.shape, dtype=bool)
-        mask_np[lin.reshape(-1)] = True
+        mask_np[lin_flat] = True
         out = where(const_array(mask_np), placed, flat)
         return reshape(out, tuple(base.shape))
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ember.ir import ops as P
 from ember.ir.types import (
-    DType, ShapeError, bool_, broadcast_shapes, float32, fmt_shape, int64, promote_types, result_type,
+    SCALAR_TYPE_NAMES, DType, ShapeError, bool_, broadcast_shapes, float32, fmt_shape, int64, result_type,
 )
 
 from . import _state
@@ -103,7 +103,7 @@ def _share_version(src: Tensor, out: Tensor) -> None:
         out._base = src if src._base is None else src._base
 
 
-def operands(*xs, dtype: DType | None = None) -> list[Tensor]:
+def operands(*xs, dtype: DType | None = None, op: str = "") -> list[Tensor]:
     """Tensors of one dtype (PyTorch's promotion unless ``dtype`` is given), broadcast
     explicitly when autograd or a trace records the op."""
     if dtype is None:
@@ -125,14 +125,23 @@ def operands(*xs, dtype: DType | None = None) -> list[Tensor]:
         if builtins.any(s != shapes[0] for s in shapes):
             try:
                 shape = broadcast_shapes(*shapes)
-            except ShapeError as err:
-                raise RuntimeError(str(err)) from None
+            except ShapeError:
+                from ._dispatch import broadcast_error
+                raise broadcast_error(op or "broadcast", ts) from None
             ts = [broadcast_to(t, shape) for t in ts]
     return ts
 
 
+def _broadcast_or_raise(name: str, ts) -> tuple:
+    try:
+        return broadcast_shapes(*[tuple(t.shape) for t in ts])
+    except ShapeError:
+        from ._dispatch import broadcast_error
+        raise broadcast_error(name, ts) from None
+
+
 def _binary(prim, a, b, dtype: DType | None = None) -> Tensor:
-    x, y = operands(a, b, dtype=dtype)
+    x, y = operands(a, b, dtype=dtype, op=prim.name)
     return apply(prim, (x, y), {})
 
 
@@ -149,7 +158,12 @@ def add(input, other, *, alpha=1, out=None) -> Tensor:
 
 
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
-    if isinstance(input, Tensor) and input.dtype is bool_ or isinstance(other, Tensor) and other.dtype is bool_:
+    a_bool = isinstance(input, Tensor) and input.dtype is bool_
+    b_bool = isinstance(other, Tensor) and other.dtype is bool_
+    if a_bool and b_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if a_bool or b_bool:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
@@ -281,7 +295,9 @@ def log10(input) -> Tensor:
 
 
 def exp2(input) -> Tensor:
-    return pow(2.0, input) if isinstance(input, Tensor) and input.dtype.is_floating_point else pow(2.0, cast(input, get_default_dtype()))
+    if isinstance(input, Tensor) and input.dtype.is_floating_point:
+        return pow(2.0, input)
+    return pow(2.0, cast(input, get_default_dtype()))
 
 
 def tan(input) -> Tensor:
@@ -360,7 +376,7 @@ def where(condition, input=None, other=None) -> Tensor:
     dt = promote(input, other)
     a, b = (cast(x, dt) if isinstance(x, Tensor) else const(x, dt) for x in (input, other))
     if _explicit(a, b) or tuple(cond.shape) != tuple(a.shape) or tuple(a.shape) != tuple(b.shape):
-        shape = broadcast_shapes(tuple(cond.shape), tuple(a.shape), tuple(b.shape))
+        shape = _broadcast_or_raise("where", (cond, a, b))
         if _explicit(a, b, cond):
             cond, a, b = (broadcast_to(t, shape) for t in (cond, a, b))
     return apply(P.where, (cond, a, b), {})
@@ -439,6 +455,8 @@ def matmul(input, other, *, out=None) -> Tensor:
     a, b = input, other
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"matmul(): argument 'other' must be Tensor, not {type(b).__name__}")
+    if _state.autocast_dtype is not None:  # ember.amp.autocast: matmul runs in the low precision
+        a, b = _state.autocast_hook("lower", a, b)
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}")
     sa, sb = tuple(a.shape), tuple(b.shape)
@@ -458,7 +476,13 @@ def matmul(input, other, *, out=None) -> Tensor:
         raise RuntimeError(f"matmul: cannot multiply {fmt_shape(input.shape)} by {fmt_shape(other.shape)} "
                            f"({input.dtype.name}): inner dimensions {sa[-1]} and {sb[-2]} differ"
                            + (f"\n  at {where_}" if where_ else ""))
-    batch = broadcast_shapes(sa[:-2], sb[:-2])
+    try:
+        batch = broadcast_shapes(sa[:-2], sb[:-2])
+    except ShapeError:
+        from ._dispatch import user_frame
+        where_ = user_frame()
+        raise RuntimeError(f"matmul: batch dimensions of {fmt_shape(input.shape)} and {fmt_shape(other.shape)} "
+                           f"({input.dtype.name}) do not broadcast" + (f"\n  at {where_}" if where_ else "")) from None
     if len(sa) > 2 or len(sb) > 2:
         if tuple(sa[:-2]) != batch:
             a = broadcast_to(a, batch + sa[-2:])
@@ -554,6 +578,8 @@ def norm_dim(dim: int, ndim: int) -> int:
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype: DType | None = None) -> Tensor:  # noqa: A001
     x = to_tensor(input)
+    if _state.autocast_dtype is not None:  # ember.amp.autocast: reductions run in float32
+        x, = _state.autocast_hook("fp32", x)
     if dtype is not None:
         x = cast(x, dtype)
     elif x.dtype.category < 2:
@@ -590,11 +616,13 @@ def divide_by_count(s: Tensor, sizes) -> Tensor:
 
 def mean(input, dim=None, keepdim: bool = False, *, dtype: DType | None = None) -> Tensor:
     x = to_tensor(input)
+    if _state.autocast_dtype is not None:  # ember.amp.autocast: reductions run in float32
+        x, = _state.autocast_hook("fp32", x)
     if dtype is not None:
         x = cast(x, dtype)
     if not x.dtype.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
-                           f"or complex dtype. Got: {x.dtype.name.capitalize()}")
+                           f"or complex dtype. Got: {SCALAR_TYPE_NAMES[x.dtype]}")
     dims = norm_dims(dim, len(x.shape))
     s = apply(P.sum_, (x,), {"dims": dims, "keepdim": bool(keepdim)})
     return divide_by_count(s, _count(x.shape, dims))
@@ -644,7 +672,8 @@ def amin(input, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def _minmax(input, dim, keepdim, other, which):
-    from ._containers import MinMaxResult
+    from . import _containers
+    MinMaxResult = _containers.max if which == "max" else _containers.min
     if isinstance(dim, Tensor):
         other, dim = dim, None
     if other is not None:
@@ -954,7 +983,7 @@ def expand_as(input, other) -> Tensor:
 
 
 def broadcast_tensors(*tensors):
-    shape = broadcast_shapes(*[tuple(t.shape) for t in tensors])
+    shape = _broadcast_or_raise("broadcast_tensors", tensors)
     return tuple(broadcast_to(t, shape) for t in tensors)
 
 
@@ -1257,9 +1286,10 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
 def detach(input) -> Tensor:
     if input._value is not None:
         return _state.tracer.detach(input)
+    # shares memory and the version counter (PyTorch's detach), but is no autograd view:
+    # in-place ops on it change the data without touching the original's history
     t = _wrap(input._data)
     t._version = input._version
-    t._base = input if input._base is None else input._base
     return t
 
 

@@ -11,7 +11,9 @@ import builtins
 
 import numpy as np
 
-from ember.ir.types import DType, bool_, float16, float32, float64, int8, int16, int32, int64, uint8, bfloat16
+from ember.ir.types import (
+    SCALAR_TYPE_NAMES, DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64, uint8,
+)
 
 from . import _ops as F
 from . import _state
@@ -21,32 +23,85 @@ from ._tensor import Size, Tensor, _wrap, check_device
 
 # ----------------------------------------------------------------- in-place
 def inplace(x: Tensor, functional, name: str) -> Tensor:
-    """Make ``x`` hold ``functional(x)``: the result of an in-place op named ``name``."""
+    """Make ``x`` hold ``functional(x)``: the result of an in-place op named ``name``.
+
+    With autograd watching, the op is recorded functionally on a *shadow* of ``x`` (a copy
+    of its old value carrying its old history, since the buffer is about to be overwritten)
+    and ``x`` adopts the new history. When ``x`` is a view, its base adopts a functional
+    scatter of the new values, so later uses of the base see the gradient path too.
+    """
     if x._value is not None or _state.tracer is not None:  # traced: functionalized by the tracer
         new = functional(x)
         _state.tracer.assign(x, new)
         return x
-    if _state.grad_enabled and x.requires_grad and x._node is None:
+    if not _state.grad_enabled:
+        _write(x, functional(x)._data, name)
+        return x
+    base = x._base
+    if x.requires_grad and x._node is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    if _state.grad_enabled and x._base is not None and x._base.requires_grad:
-        raise RuntimeError(f"{name}: in-place modification of a view of a tensor that requires grad is not "
-                           "supported by ember's autograd; use an out-of-place op (e.g. x = x + y) instead")
-    if not _state.grad_enabled or x._node is None:
-        new = functional(x)
-        if new.requires_grad and _state.grad_enabled:
-            return _adopt_history(x, new)
+    if base is not None and base.requires_grad and base._node is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    new = functional(x if x._node is None else _shadow(x))
+    if not new.requires_grad:
         _write(x, new._data, name)
         return x
-    # x has history: a shadow tensor carries the old value and history into the new node
-    shadow = _wrap(x._data.copy())
-    shadow.requires_grad = True
-    shadow._node = x._node
-    new = functional(shadow)
+    if x._node is None:  # recorded against x's own buffer: redo it on a copy of the old value
+        new = functional(_shadow(x))
+    if base is not None and base is not x:
+        lin = _positions_in_base(x, base)
+        if lin is not None:
+            _update_base(base, lin, new)  # writes the new values through the shared buffer
+            return _adopt_history(x, new, write=False)
     return _adopt_history(x, new)
 
 
-def _adopt_history(x: Tensor, new: Tensor) -> Tensor:
-    _write(x, new._data, "in-place")
+def _shadow(x: Tensor) -> Tensor:
+    shadow = _wrap(x._data.copy())
+    shadow.requires_grad = x.requires_grad
+    shadow._node = x._node
+    return shadow
+
+
+def _positions_in_base(view: Tensor, base: Tensor):
+    """Flat (C-order) positions in ``base`` of each element of ``view``, or None if not a view."""
+    b, v = base._data, view._data
+    if not np.may_share_memory(b, v) or b.size == 0:
+        return None
+
+    def offsets(a):
+        off = np.zeros(a.shape, np.int64)
+        for d, (n, st) in enumerate(zip(a.shape, a.strides)):
+            off = off + (np.arange(n, dtype=np.int64) * st).reshape((n,) + (1,) * (a.ndim - d - 1))
+        return off.reshape(-1)
+
+    bo = offsets(b)
+    vo = offsets(v) + (v.__array_interface__["data"][0] - b.__array_interface__["data"][0])
+    order = np.argsort(bo, kind="stable")
+    pos = order[np.clip(np.searchsorted(bo, vo, sorter=order), 0, bo.size - 1)]
+    if not np.array_equal(bo[pos], vo):
+        return None
+    return pos.reshape(v.shape)
+
+
+def _update_base(base: Tensor, lin: np.ndarray, new: Tensor) -> None:
+    """``base`` adopts ``base`` with ``new`` written at flat positions ``lin`` (recorded)."""
+    from ember.ir import ops as P
+    from ._dispatch import apply
+    src = _shadow(base) if base._node is not None else base
+    flat = F.reshape(src, (-1,))
+    zeros = apply(P.full, (), {"shape": tuple(flat.shape), "value": 0, "dtype": base.dtype})
+    idx = _wrap(np.ascontiguousarray(lin.reshape(-1)))
+    placed = apply(P.index_add, (zeros, idx, F.reshape(F.cast(new, base.dtype), (-1,))), {"dim": 0})
+    mask = np.zeros(flat.shape, dtype=bool)
+    mask[lin.reshape(-1)] = True
+    out = F.reshape(F.where(_wrap(mask), placed, flat), tuple(base.shape))
+    _adopt_history(base, out)
+
+
+def _adopt_history(x: Tensor, new: Tensor, write: bool = True) -> Tensor:
+    if write:
+        _write(x, new._data, "in-place")
     x._node = new._node
     x.requires_grad = new.requires_grad
     if x._node is not None:
@@ -64,8 +119,8 @@ def _write(x: Tensor, data: np.ndarray, name: str) -> None:
     if data.dtype != x._data.dtype:
         src, dst = F._dtype_of(data.dtype), x.dtype
         if src.category > dst.category:
-            raise RuntimeError(f"result type {src.name.capitalize()} can't be cast to the desired output type "
-                               f"{dst.name.capitalize()}")
+            raise RuntimeError(f"result type {SCALAR_TYPE_NAMES[src]} can't be cast to the desired output type "
+                               f"{SCALAR_TYPE_NAMES[dst]}")
     if not x._data.flags.writeable:
         raise RuntimeError(f"{name}: unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location (it is an expanded view). Please clone() the "
@@ -174,7 +229,7 @@ def _bool(self) -> bool:
     if self._value is not None:
         _state.tracer.concretize(self, "bool()")
     if self._data.size != 1:
-        raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
     return bool(self._data.reshape(()))
 
 

@@ -63,6 +63,10 @@ ALL_DTYPES: tuple[DType, ...] = (
 FLOAT_DTYPES = (float16, bfloat16, float32, float64)
 INT_DTYPES = (uint8, int8, int16, int32, int64)
 
+# PyTorch's ScalarType names, used in its error messages ("result type Float can't be cast to Long")
+SCALAR_TYPE_NAMES = {float16: "Half", bfloat16: "BFloat16", float32: "Float", float64: "Double", int8: "Char",
+                     int16: "Short", int32: "Int", int64: "Long", uint8: "Byte", bool_: "Bool"}
+
 _BY_NAME = {d.name: d for d in ALL_DTYPES}
 _BY_NAME.update({d.short: d for d in ALL_DTYPES})
 _BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": int64,

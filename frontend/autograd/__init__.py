@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from typing import Sequence
 
 import numpy as np
 
@@ -38,8 +37,8 @@ def _seed_grads(outputs, grad_outputs, create_graph):
         elif not isinstance(g, Tensor):
             g = _wrap(np.asarray(g, dtype=out.dtype.np))
         elif tuple(g.shape) != tuple(out.shape):
-            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {list(g.shape)} and "
-                               f"output[{i}] has a shape of {list(out.shape)}.")
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape!r} and "
+                               f"output[{i}] has a shape of {out.shape!r}.")
         grads.append(g)
     return grads
 
@@ -89,8 +88,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 from .._creation import zeros_like
                 g = zeros_like(t)
             elif not allow_unused:
-                raise RuntimeError(f"One of the differentiated Tensors appears to not have been used in the "
-                                   f"graph. Set allow_unused=True if this is the desired behavior.")
+                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the "
+                                   "graph. Set allow_unused=True if this is the desired behavior.")
         elif not create_graph:
             g = g.detach()
         res.append(g)

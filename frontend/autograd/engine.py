@@ -26,13 +26,16 @@ _FREED_MSG = ("Trying to backward through the graph a second time (or directly a
 class Node:
     """One recorded primitive application; a tensor's ``grad_fn``."""
 
-    __slots__ = ("prim", "attrs", "inputs", "needs", "out_ref", "out_data", "in_versions",
+    __slots__ = ("prim", "attrs", "inputs", "parents", "needs", "out_ref", "out_data", "in_versions",
                  "out_version", "freed", "hooks", "retained", "__weakref__")
 
     def __init__(self, prim, attrs, inputs, needs):
         self.prim = prim
         self.attrs = attrs
         self.inputs = inputs
+        # each input's grad_fn when this node was recorded: an in-place op later gives the
+        # input a new grad_fn, but gradients of *this* use must flow to the old one
+        self.parents = tuple(x._node for x in inputs)
         self.needs = needs
         self.out_ref = None
         self.out_data = None
@@ -48,11 +51,11 @@ class Node:
     @property
     def next_functions(self):
         out = []
-        for x, need in zip(self.inputs, self.needs):
+        for x, parent, need in zip(self.inputs, self.parents, self.needs):
             if not need:
                 out.append((None, 0))
-            elif x._node is not None:
-                out.append((x._node, 0))
+            elif parent is not None:
+                out.append((parent, 0))
             else:
                 out.append((AccumulateGrad(x), 0))
         return tuple(out)
@@ -140,9 +143,9 @@ def _topo_order(roots) -> list[Node]:
                 continue
             seen.add(id(node))
             stack.append((node, True))
-            for x, need in zip(node.inputs, node.needs):
-                if need and x._node is not None and id(x._node) not in seen:
-                    stack.append((x._node, False))
+            for parent, need in zip(node.parents, node.needs):
+                if need and parent is not None and id(parent) not in seen:
+                    stack.append((parent, False))
     return order
 
 
@@ -202,11 +205,11 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, captur
             _check_versions(node)
             out = node.output() if node.prim.saves_output else None
             in_grads = node.prim.vjp(g, node.inputs, out, node.needs, node.attrs)
-            for x, need, gi in zip(node.inputs, node.needs, in_grads):
+            for x, parent, need, gi in zip(node.inputs, node.parents, node.needs, in_grads):
                 if not need or gi is None:
                     continue
-                if x._node is not None:
-                    cts[id(x._node)] = _accumulate(cts.get(id(x._node)), gi)
+                if parent is not None:
+                    cts[id(parent)] = _accumulate(cts.get(id(parent)), gi)
                     continue
                 prev_leaf = leaf_grads.get(id(x))
                 leaf_grads[id(x)] = (x, _accumulate(prev_leaf[1] if prev_leaf else None, gi))

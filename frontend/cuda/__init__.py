@@ -34,13 +34,24 @@ def current_device() -> int:
     return 0
 
 
+class CudaUnavailableError(RuntimeError, AssertionError):
+    """Asking for a CUDA tensor where ember cannot place one.
+
+    PyTorch raises ``AssertionError("Torch not compiled with CUDA enabled")`` on CPU-only
+    builds and ``RuntimeError`` when no driver is found; this class is both, so either
+    ``except`` clause in user code catches it.
+    """
+
+
 def _lazy_init() -> None:
     if not is_available():
-        raise RuntimeError("Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU "
-                           "and installed a driver from http://www.nvidia.com/Download/index.aspx "
-                           "(ember tensors cannot be placed on 'cuda' here; use device='cpu').")
-    raise RuntimeError("ember's eager tensors live on the CPU; run CUDA through ember.compile(..., "
-                       "backend='onnxruntime' or 'tvm') with device='cuda'.")
+        raise CudaUnavailableError(
+            "CUDA is not available: no NVIDIA GPU/driver was found on this machine, so ember cannot place "
+            "tensors on device 'cuda'. Use device='cpu' (or pick the device with "
+            "ember.device('cuda' if ember.cuda.is_available() else 'cpu')).")
+    raise CudaUnavailableError(
+        "ember's eager tensors live on the CPU; run CUDA through ember.compile(..., "
+        "backend='onnxruntime' or 'tvm') with device='cuda'.")
 
 
 def manual_seed(seed: int) -> None:
@@ -66,3 +77,6 @@ def get_device_name(device=None) -> str:
 
 def is_bf16_supported() -> bool:
     return False
+
+
+from . import amp  # noqa: E402,F401  ember.cuda.amp: autocast/GradScaler that disable themselves without CUDA
