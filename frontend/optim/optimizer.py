@@ -32,7 +32,8 @@ required = _RequiredParameter()
 def _get_value(x):
     """A step count or hyperparameter as a Python number in eager mode, the tensor itself when traced."""
     if isinstance(x, Tensor):
-        return x if x._value is not None else x.item()
+        # traced: float64, so bias corrections round like the Python floats of eager mode
+        return x.double() if x._value is not None else x.item()
     return x
 
 

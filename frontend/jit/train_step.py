@@ -1,0 +1,228 @@
+"""Whole training steps under ``ember.compile``: optimizer state, learning rates and passes.
+
+``ember.compile`` around a function that calls ``optimizer.zero_grad()``, runs the
+model and the loss, calls ``loss.backward()`` and ``optimizer.step()`` captures all
+of it into one graph (the tracer functionalizes the in-place updates and writes
+parameters, gradients and optimizer state back after each call). This module
+adds what a training step needs on top of plain capture; ``CompiledFunction``
+attaches it when the function reaches an ``Optimizer`` (through its closure or
+globals), or when given ``optimizers=`` explicitly (``options={"optimizers": [...]}``).
+
+Design choices (and why):
+
+- **backward**: ``loss.backward()`` on a traced loss runs the *eager tape* on tracer
+  tensors (the tracer records tape entries), so every VJP rule call appends graph
+  nodes. The autodiff pass would produce the same nodes from the same rules, but the
+  tape already knows what eager autograd knows: which tensors require grad, hooks,
+  ``retain_graph``, ``autograd.grad``, accumulation into existing ``.grad``, and
+  ``zero_grad`` semantics. The autodiff pass serves graphs that have no tape (the
+  ``ember ir --passes autodiff`` CLI, ``partition`` for a compiled forward whose
+  output the user differentiates outside).
+- **lazily created optimizer state** (Adam moments, SGD momentum buffers, step
+  counts) and gradients: the first call of a training step runs *eagerly*. That
+  materializes the state exactly as eager execution would (SGD's first momentum
+  step is not the steady-state formula), and the one capture, on the second call,
+  sees the steady-state program. No second capture ever happens for it.
+- **learning rate as an input**: during capture each param group's ``lr`` is
+  swapped for a 0-d float64 tensor bound as a graph input (float64 with a float32
+  parameter promotes exactly like a Python float), so ``lr_scheduler`` changes
+  reach the compiled step without recompiling. Other hyperparameters are baked in;
+  changing one invalidates the cache (a recompile with its reason recorded).
+- **names and state binding**: parameters are bound under their module names
+  (``0.weight``), optimizer state as ``opt.<param>.<key>`` before the program runs,
+  so reads of state that is later updated in place are graph inputs, never frozen
+  constants.
+- **passes**: the captured graph runs through ``ember.passes.DEFAULT_PIPELINE``
+  (simplify, fold, cse, dce, fuse) before the backend compiles it
+  (``options={"passes": ...}`` overrides; ``()`` disables).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ember.ir.graph import ROLE_INPUT, ROLE_PARAM, ROLE_STATE, Graph
+
+from .. import _state
+from .._tensor import Tensor, _wrap
+
+_LR_KEYS = ("lr",)
+
+
+def _reachable_objects(fn: Callable) -> list[tuple[str, Any]]:
+    """(name, object) pairs a function reaches through its globals and closure (one level deep)."""
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    out = []
+    g = getattr(fn, "__globals__", {})
+    for name in code.co_names:
+        if name in g:
+            out.append((name, g[name]))
+    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            out.append((name, cell.cell_contents))
+        except ValueError:
+            continue
+    self_obj = getattr(fn, "__self__", None)
+    if self_obj is not None:
+        out.extend((k, v) for k, v in vars(self_obj).items())
+    return out
+
+
+def _is_optimizer(obj: Any) -> bool:
+    return hasattr(obj, "param_groups") and hasattr(obj, "state") and callable(getattr(obj, "step", None))
+
+
+def _is_module(obj: Any) -> bool:
+    return callable(getattr(obj, "named_parameters", None)) and callable(getattr(obj, "named_buffers", None))
+
+
+def find_optimizers(fn: Callable) -> list:
+    seen, out = set(), []
+    for _, obj in _reachable_objects(fn):
+        if _is_optimizer(obj) and id(obj) not in seen:
+            seen.add(id(obj))
+            out.append(obj)
+    return out
+
+
+def _hyper_snapshot(optimizers: list) -> tuple:
+    snap = []
+    for opt in optimizers:
+        for group in opt.param_groups:
+            snap.append(tuple(sorted((k, repr(v)) for k, v in group.items()
+                                     if k != "params" and k not in _LR_KEYS)))
+            snap.append(tuple(id(p) for p in group["params"]))
+    return tuple(snap)
+
+
+class TrainStep:
+    """The training-step extras of one ``CompiledFunction``."""
+
+    def __init__(self, compiled, optimizers: list, modules: list[tuple[str, Any]]) -> None:
+        self.compiled = compiled
+        self.optimizers = optimizers
+        self.modules = modules
+        self.warmed_up = False
+        self.lr_tensors: list[tuple[dict, str, Tensor]] = []  # (group, key, 0-d tensor fed as input)
+        for i, opt in enumerate(optimizers):
+            for j, group in enumerate(opt.param_groups):
+                for key in _LR_KEYS:
+                    if key in group and isinstance(group[key], (int, float)) and not isinstance(group[key], bool):
+                        self.lr_tensors.append((group, key, _wrap(np.asarray(float(group[key]), np.float64))))
+        self.hyper = _hyper_snapshot(optimizers)
+
+    # ------------------------------------------------------------ per call
+    def before_call(self) -> bool:
+        """Refresh fed values; True when this call must run eagerly (state warm-up)."""
+        for group, key, t in self.lr_tensors:
+            t._data = np.asarray(float(group[key]), np.float64)
+        snap = _hyper_snapshot(self.optimizers)
+        if snap != self.hyper:
+            self.hyper = snap
+            self.compiled._static.clear()
+            self.compiled._symbolic.clear()
+            self.compiled.stats["recompile_reasons"].append(
+                f"{self.compiled.__name__}: an optimizer hyperparameter (not lr) changed")
+        if not self.warmed_up:
+            # the first call always runs eagerly: it creates optimizer state and the .grad tensors,
+            # so the one capture (next call) sees the steady state and its guards keep holding
+            self.warmed_up = True
+            self.compiled.stats["eager_warmup"] = 1
+            return True
+        return False
+
+    # ------------------------------------------------------------ capture
+    def _param_names(self) -> dict[int, str]:
+        names: dict[int, str] = {}
+        single = len(self.modules) == 1
+        for mname, m in self.modules:
+            for pname, p in m.named_parameters():
+                names.setdefault(id(p), pname if single else f"{mname}.{pname}")
+        return names
+
+    def bind_all(self, tracer) -> list:
+        """Bind parameters, optimizer state and learning rates as graph inputs; returns undo actions."""
+        names = self._param_names()
+        for mname, m in self.modules:
+            for bname, b in m.named_buffers():
+                if b is not None:
+                    tracer.bind(b, bname if len(self.modules) == 1 else f"{mname}.{bname}", "buffer")
+        undo = []
+        for i, opt in enumerate(self.optimizers):
+            prefix = "opt" if len(self.optimizers) == 1 else f"opt{i}"
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    pname = names.get(id(p), f"param{len(tracer.bindings)}")
+                    tracer.bind(p, pname, ROLE_PARAM)
+                    for key, v in opt.state.get(p, {}).items():
+                        if isinstance(v, Tensor) and v._value is None:
+                            tracer.bind(v, f"{prefix}.{pname}.{key}", ROLE_STATE)
+        for k, (group, key, t) in enumerate(self.lr_tensors):
+            tracer.bind(t, key if len(self.lr_tensors) == 1 else f"{key}{k}", ROLE_INPUT)
+            undo.append((group, key, group[key]))
+            group[key] = t
+        return undo
+
+    def wrap(self, fn: Callable) -> Callable:
+        """``fn`` with the training-step bindings made when it runs under a tracer."""
+        step = self
+
+        @functools.wraps(fn)
+        def traced_step(*args, **kwargs):
+            tracer = _state.tracer
+            if tracer is None:
+                return fn(*args, **kwargs)
+            undo = step.bind_all(tracer)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                for group, key, value in undo:
+                    group[key] = value
+        try:
+            traced_step.__signature__ = inspect.signature(fn)
+        except (TypeError, ValueError):
+            pass
+        return traced_step
+
+
+def attach(compiled) -> Optional[TrainStep]:
+    """Give a ``CompiledFunction`` training-step support when its function uses an optimizer."""
+    fn = compiled.fn
+    optimizers = list(compiled.options.pop("optimizers", []) or []) or find_optimizers(fn)
+    if not optimizers:
+        return None
+    modules, seen = [], set()
+    for n, o in _reachable_objects(fn):  # modules holding tensors (a loss module holds none)
+        if _is_module(o) and id(o) not in seen and (any(True for _ in o.named_parameters())
+                                                     or any(True for _ in o.named_buffers())):
+            seen.add(id(o))
+            modules.append((n, o))
+    if compiled.module is None and len(modules) == 1:
+        # capture binds the module's parameters, buffers and existing gradients under their names
+        compiled.module = modules[0][1]
+    step = TrainStep(compiled, optimizers, modules)
+    compiled.fn = step.wrap(fn)
+    compiled.options.setdefault("passes", _default_pipeline())
+    return step
+
+
+def _default_pipeline() -> tuple:
+    from ember.passes import DEFAULT_PIPELINE
+    return tuple(DEFAULT_PIPELINE)
+
+
+def optimize_for_backend(graph: Graph, options: dict) -> tuple[Graph, dict]:
+    """Run ``options["passes"]`` on a captured graph; returns the graph and the backend's options."""
+    options = dict(options)
+    passes = options.pop("passes", None)
+    if not passes:
+        return graph, options
+    from ember.passes import run_pipeline
+    return run_pipeline(graph, passes).graph, options
