@@ -291,17 +291,22 @@ class _Parser:
         text = self.s[self.i + 1:end].strip()
         self.i = end
         module, loc = text, ""
-        if text.startswith("@ "):
+        if text.startswith('"'):  # a quoted module path (it contains " @ " or looks like FILE:LINE)
+            m = _STRING_RE.match(text)
+            if not m:
+                raise self.error("bad quoted module path in provenance")
+            try:
+                module = json.loads(m.group(0))
+            except ValueError:
+                raise self.error("bad quoted module path in provenance") from None
+            rest = text[m.end():]
+            if rest and not rest.startswith(" @ "):
+                raise self.error("expected ' @ FILE:LINE' after the quoted module path")
+            loc = rest[3:]
+        elif text.startswith("@ "):
             module, loc = "", text[2:]
         elif " @ " in text:
             module, loc = text.rsplit(" @ ", 1)
-        if module.startswith('"'):
-            try:
-                module = json.loads(module)
-            except ValueError:
-                raise self.error("bad quoted module path in provenance") from None
-            if not isinstance(module, str):
-                raise self.error("bad quoted module path in provenance")
         if not loc:
             return Provenance(module=module)
         file, _, line = loc.rpartition(":")

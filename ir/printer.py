@@ -202,7 +202,8 @@ def fmt_attrs(attrs: dict) -> str:
 
 def fmt_provenance(p: Provenance) -> str:
     module = p.module
-    if module and (" @ " in module or "\n" in module or module.startswith('"')
+    if module and (" @ " in module or "\n" in module or "\r" in module or module.startswith(('"', "@ "))
+                   or module != module.strip()
                    or (not p.file and re.search(r":\d+$", module))):
         module = json.dumps(module)
     if p.file or p.line:
