@@ -49,6 +49,13 @@ KERNELS.update({
 })
 
 
+@kernel("matmul")
+def _matmul(a, b):
+    out = np.matmul(a, b)
+    # ml_dtypes' bfloat16 matmul returns float32; keep the operands' dtype, as the type rule says
+    return out if out.dtype == a.dtype else out.astype(a.dtype)
+
+
 @kernel("rsqrt")
 def _rsqrt(x):
     return 1 / np.sqrt(x)

@@ -6,6 +6,7 @@ import math
 import warnings
 
 from ... import _ops as O
+from ... import _state
 from ..._tensor import Tensor
 
 
@@ -136,6 +137,8 @@ def _shifted(input: Tensor, dim: int) -> Tensor:
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: softmax in float32
+        input, = _state.autocast_hook("fp32", input)
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim, _stacklevel)
     x = input if dtype is None else O.cast(input, dtype)
@@ -150,6 +153,8 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: softmax in float32
+        input, = _state.autocast_hook("fp32", input)
     if dim is None:
         dim = _softmax_dim("log_softmax", input.ndim, _stacklevel)
     x = input if dtype is None else O.cast(input, dtype)

@@ -6,6 +6,7 @@ from ember.ir import ops as P
 from ember.ir.types import int64
 
 from ... import _ops as O
+from ... import _state
 from ..._creation import rand
 from ..._dispatch import apply
 from ..._tensor import Tensor
@@ -14,6 +15,8 @@ from ..._tensor import Tensor
 # ----------------------------------------------------------------- linear
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias``: one matmul over the flattened leading dims (one BLAS call)."""
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: linear in low precision
+        input, weight, bias = _state.autocast_hook("lower", input, weight, bias)
     shape = tuple(input.shape)
     if len(shape) > 2:
         x = O.reshape(input, (-1, shape[-1]))
@@ -211,6 +214,8 @@ def _normalize_over(x: Tensor, dims, eps: float):
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: norms in float32
+        input, weight, bias = _state.autocast_hook("fp32", input, weight, bias)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
     if tuple(input.shape[input.ndim - k:]) != normalized_shape:
@@ -234,6 +239,8 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: norms in float32
+        input, weight, bias = _state.autocast_hook("fp32", input, weight, bias)
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
     shape = tuple(input.shape)
@@ -252,6 +259,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                momentum: float | None = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch statistics when training (updating the running buffers in place, without grad, as PyTorch);
     running statistics otherwise."""
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: norms in float32
+        input, weight, bias = _state.autocast_hook("fp32", input, weight, bias)
     from ...autograd import no_grad
     shape = tuple(input.shape)
     if len(shape) < 2:

@@ -11,6 +11,7 @@ from ember.ir.ops import nn as NP
 from ember.ir.types import ShapeError
 
 from ... import _ops as O
+from ... import _state
 from ..._dispatch import apply
 from ..._tensor import Tensor
 
@@ -108,6 +109,8 @@ def _same_dtype(x: Tensor, weight: Tensor, name: str) -> None:
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: conv in low precision
+        input, weight, bias = _state.autocast_hook("lower", input, weight, bias)
     x, added = _batched(input, 4, "conv2d")
     _same_dtype(x, weight, "conv2d")
     _check_conv_channels(x, weight, groups)
@@ -137,6 +140,8 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: conv in low precision
+        input, weight, bias = _state.autocast_hook("lower", input, weight, bias)
     x, added = _batched(input, 4, "conv_transpose2d")
     _same_dtype(x, weight, "conv_transpose2d")
     if x.shape[1] != weight.shape[0]:

@@ -7,6 +7,7 @@ import warnings
 from ember.ir.types import int64
 
 from ... import _ops as O
+from ... import _state
 from ..._tensor import Tensor
 from .activation import log_softmax
 
@@ -52,6 +53,8 @@ def _class_view(t: Tensor, ndim: int) -> Tensor:
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: losses in float32
+        input, weight = _state.autocast_hook("fp32", input, weight)
     reduction = _resolve(size_average, reduce, reduction)
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
@@ -126,6 +129,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
              weight: Tensor | None = None) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: losses in float32
+        input, target = _state.autocast_hook("fp32", input, target)
     reduction = _resolve(size_average, reduce, reduction)
     _check_same_size("mse_loss", input, target)
     d = O.sub(input, target)
@@ -137,6 +142,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, redu
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
             weight: Tensor | None = None) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: losses in float32
+        input, target = _state.autocast_hook("fp32", input, target)
     reduction = _resolve(size_average, reduce, reduction)
     _check_same_size("l1_loss", input, target)
     loss = O.abs(O.sub(input, target))
@@ -171,6 +178,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: losses in float32
+        input, target, weight = _state.autocast_hook("fp32", input, target, weight)
     reduction = _resolve(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
@@ -187,6 +196,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
+    if _state.autocast_dtype is not None:  # ember.amp.autocast policy: losses in float32
+        input, target, weight, pos_weight = _state.autocast_hook("fp32", input, target, weight, pos_weight)
     reduction = _resolve(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
