@@ -80,6 +80,8 @@ class CompiledFunction:
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
+        from . import train_step  # training steps: optimizer state, lr as an input, passes
+        self._train_step = train_step.attach(self)
 
     # ------------------------------------------------------------ signatures
     def _context(self) -> tuple:
@@ -108,6 +110,8 @@ class CompiledFunction:
         if _state.tracer is not None:  # compiled code called inside a trace: inline it
             return self.fn(*args, **kwargs)
         self.stats["calls"] += 1
+        if self._train_step is not None and self._train_step.before_call():
+            return self.fn(*args, **kwargs)  # eager warm-up: materializes lazily created optimizer state
         leaves: list = []
         spec = flatten((args, kwargs), leaves)
         for t in leaves:
@@ -174,7 +178,10 @@ class CompiledFunction:
 
     def _backend_compile(self, graph: Graph) -> Callable:
         from ember.runtime.backend import compile_graph
-        return compile_graph(graph, self.backend, self.options)
+
+        from .train_step import optimize_for_backend
+        graph, options = optimize_for_backend(graph, self.options)
+        return compile_graph(graph, self.backend, options)
 
     # ------------------------------------------------------------ introspection
     @property
