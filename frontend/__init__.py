@@ -27,6 +27,7 @@ from ._creation import (  # noqa: F401
     set_default_dtype, set_rng_state, tensor, zeros, zeros_like, is_nonzero,
 )
 from ._printing import set_printoptions  # noqa: F401
+from . import _containers as return_types  # noqa: F401  torch.return_types (max, min, sort, topk)
 from . import autograd  # noqa: F401
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import cuda  # noqa: F401

@@ -1102,6 +1102,8 @@ def split(tensor, split_size_or_sections, dim: int = 0):
 
 
 def chunk(input, chunks: int, dim: int = 0):
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = norm_dim(dim, len(input.shape))
     n = input.shape[d]
     size = -(-n // chunks) if n else 0
@@ -1175,15 +1177,27 @@ def pad_dims(row, n, diagonal):
 
 
 # ----------------------------------------------------------------- indexing ops
+def _check_index_range(name: str, index, size, d: int, exc=RuntimeError) -> None:
+    """numpy wraps negative indices silently; PyTorch's index ops refuse them."""
+    if index._value is not None or not isinstance(size, int) or index._data.size == 0:
+        return
+    lo, hi = int(index._data.min()), int(index._data.max())
+    if lo < 0 or hi >= size:
+        bad = lo if lo < 0 else hi
+        raise exc(f"{name}(): index {bad} is out of bounds for dimension {d} with size {size}")
+
+
 def gather(input, dim: int, index, *, sparse_grad=False) -> Tensor:
     d = norm_dim(dim, len(input.shape))
     if index.dtype is not int64:
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype.name}")
+    _check_index_range("gather", index, input.shape[d] if input.shape else 1, d)
     return apply(P.gather, (input, index), {"dim": d})
 
 
 def scatter_add(input, dim: int, index, src) -> Tensor:
     d = norm_dim(dim, len(input.shape))
+    _check_index_range("scatter_add", index, input.shape[d] if input.shape else 1, d)
     return apply(P.scatter_add, (input, index, cast(src, input.dtype)), {"dim": d})
 
 
@@ -1191,11 +1205,13 @@ def index_select(input, dim: int, index) -> Tensor:
     d = norm_dim(dim, len(input.shape))
     if len(index.shape) > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
+    _check_index_range("index_select", index, input.shape[d] if input.shape else 1, d, IndexError)
     return apply(P.take, (input, cast(index, int64)), {"dim": d})
 
 
 def index_add(input, dim: int, index, source, *, alpha=1) -> Tensor:
     d = norm_dim(dim, len(input.shape))
+    _check_index_range("index_add", index, input.shape[d] if input.shape else 1, d, IndexError)
     src = mul(source, alpha) if alpha != 1 else source
     return apply(P.index_add, (input, cast(index, int64), cast(src, input.dtype)), {"dim": d})
 
@@ -1239,6 +1255,10 @@ def one_hot(tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
         num_classes = int(tensor._data.max()) + 1 if tensor.numel() else 0
+    elif tensor._value is None and tensor.numel() and int(tensor._data.max()) >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    if tensor._value is None and tensor.numel() and int(tensor._data.min()) < 0:
+        raise RuntimeError("Class values must be non-negative.")
     classes = const_array(np.arange(num_classes, dtype=np.int64))
     return cast(eq(unsqueeze(tensor, -1), classes), int64)
 
