@@ -29,6 +29,7 @@ class TracedModule:
 
     def __init__(self, cap: Capture, backend: str = "eager", options: Optional[dict] = None) -> None:
         self._capture = cap
+        self._guards = cap.guards()
         self.backend = backend
         self.options = dict(options or {})
         self._compiled = None
@@ -53,7 +54,15 @@ class TracedModule:
         return self._compiled
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._capture.run(self.compiled(), args, kwargs)
+        cap = self._capture
+        leaves: list = []
+        flatten((args, kwargs), leaves)
+        why = cap.check_guards(self._guards, leaves)
+        if why is not None:
+            raise TraceError(f"traced {cap.graph.name} cannot run on these arguments: {why}; trace it again "
+                             "(ember.compile re-traces automatically)")
+        arrays, named = cap.gather(leaves)
+        return cap.finish(self.compiled()(arrays), leaves, named)
 
     forward = __call__
 

@@ -263,12 +263,67 @@ class Capture:
         user = [_wrap(a) for a in outs[:n_user]]
         return unflatten(self.output_tree, user)
 
+    # ------------------------------------------------------------ guards
+    def guards(self) -> list:
+        """What the graph assumed about the tensors it reads: shape, dtype, requires_grad and, for
+        tensors that collect gradients, whether ``.grad`` existed (it decides between creating a
+        gradient and accumulating into one). Computed right after capture."""
+        named = self._module_tensors()
+        leaves = self.__dict__.get("_example_leaves", [])
+        out = []
+        for v, src in zip(self.graph.inputs, self.sources):
+            if src[0] == "arg" and not leaves:
+                continue
+            t = self._resolve(src, leaves, named)
+            out.append((src, v.name, _guard_state(t, src)))
+        self.__dict__.pop("_example_leaves", None)
+        return out
+
+    def check_guards(self, guards: list, leaves: list) -> Optional[str]:
+        """None when every guard holds, else a sentence saying what changed."""
+        named = self._module_tensors()
+        for src, name, expected in guards:
+            try:
+                t = self._resolve(src, leaves, named)
+            except (RuntimeError, IndexError) as err:
+                return str(err)
+            now = _guard_state(t, src)
+            if now != expected:
+                return _explain_guard(name, src, expected, now)
+        return None
+
     @property
     def _input_index(self) -> dict[str, int]:
         idx = self.__dict__.get("_idx")
         if idx is None:
             idx = self.__dict__["_idx"] = {v.name: i for i, v in enumerate(self.graph.inputs)}
         return idx
+
+
+def _guard_state(t: Optional[Tensor], src: tuple) -> Optional[tuple]:
+    if t is None:
+        return None
+    if src[0] == "grad":
+        return (tuple(t.shape), t.dtype.name)
+    if src[0] == "arg":  # argument shapes are checked against the (maybe symbolic) input types
+        return ("arg", bool(t.requires_grad), t.grad is None if t.requires_grad else None)
+    return (tuple(t.shape), t.dtype.name, bool(t.requires_grad), t.grad is None if t.requires_grad else None)
+
+
+def _explain_guard(name: str, src: tuple, expected, now) -> str:
+    if src[0] == "grad" or expected is None or now is None:
+        def state(x):
+            return "None" if x is None else "set"
+        return f"{name} is {state(now)} but the graph was traced with it {state(expected)}"
+    if src[0] == "arg":
+        return (f"argument {name}: requires_grad={now[1]}, .grad {'None' if now[2] else 'set'}; the graph was "
+                f"traced with requires_grad={expected[1]}, .grad {'None' if expected[2] else 'set'}")
+    if expected[:2] != now[:2]:
+        return f"{src[0]} {name} is {now[1]}{list(now[0])}, the graph was traced with {expected[1]}{list(expected[0])}"
+    if expected[2] != now[2]:
+        return f"{src[0]} {name}: requires_grad is {now[2]}, the graph was traced with {expected[2]}"
+    return (f"{src[0]} {name}: .grad is {'None' if now[3] else 'set'}, the graph was traced with it "
+            f"{'None' if expected[3] else 'set'} (creating vs accumulating a gradient)")
 
 
 def _owner_source(cap: Capture, grad_input_name: str) -> tuple:
@@ -350,6 +405,7 @@ def capture(fn: Callable, args: tuple, kwargs: Optional[dict] = None, *, module:
         graph.meta["writeback"] = writeback
     eliminate_dead_code(graph)
     cap = Capture(graph, sources, module, lifted)
+    cap.__dict__["_example_leaves"] = leaves
     return cap
 
 

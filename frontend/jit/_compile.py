@@ -135,7 +135,7 @@ class CompiledFunction:
     def _lookup(self, entries, leaves) -> tuple[Optional[_Entry], Optional[str]]:
         failed = None
         for e in entries:
-            why = _check_guards(e, leaves)
+            why = e.capture.check_guards(e.guards, leaves)
             if why is None:
                 return e, None
             failed = why
@@ -167,7 +167,7 @@ class CompiledFunction:
             cap = capture(self.fn, args, kwargs, module=self.module, name=self.__name__)
             entry = _Entry(cap, self._backend_compile(cap.graph), sig, False)
             self._static.setdefault(static_key, []).append(entry)
-        entry.guards = _guards(entry.capture)
+        entry.guards = entry.capture.guards()
         self.stats["compiles"] += 1
         if reason is not None:
             self.stats["recompiles"] += 1
@@ -200,47 +200,6 @@ class CompiledFunction:
 
     def __repr__(self) -> str:
         return f"<ember.compile({self.__name__}, backend={self.backend!r})>"
-
-
-def _guards(cap: Capture) -> list:
-    """What the graph assumed about the tensors it reads besides its arguments."""
-    named = cap._module_tensors()
-    out = []
-    for v, src in zip(cap.graph.inputs, cap.sources):
-        if src[0] == "arg":
-            continue
-        t = cap._resolve(src, [], named)
-        if src[0] == "grad":
-            out.append((src, v.name, None if t is None else (tuple(t.shape), t.dtype.name)))
-        else:
-            out.append((src, v.name, (tuple(t.shape), t.dtype.name, bool(t.requires_grad), t.grad is None)))
-    # parameters whose gradient the graph creates must still have none (else it would have to accumulate)
-    for idx, kind, name in cap.writeback:
-        if kind == "grad":
-            src = cap.sources[cap._input_index[name]]
-            if not any(g[1] == f"{name}.grad" for g in out):
-                out.append((("grad", name), f"{name}.grad", None))
-    return out
-
-
-def _check_guards(entry: _Entry, leaves: list) -> Optional[str]:
-    cap = entry.capture
-    named = cap._module_tensors()
-    for src, name, expected in entry.guards:
-        try:
-            t = cap._resolve(src, leaves, named)
-        except RuntimeError as err:
-            return str(err)
-        if src[0] == "grad":
-            now = None if t is None else (tuple(t.shape), t.dtype.name)
-            if (now is None) != (expected is None):
-                return f"{name} is {'None' if now is None else 'set'} (the graph was traced with it " \
-                       f"{'None' if expected is None else 'set'})"
-            continue
-        now = (tuple(t.shape), t.dtype.name, bool(t.requires_grad), t.grad is None)
-        if now != expected:
-            return f"{src[0]} {name} changed from {expected} to {now} (shape, dtype, requires_grad, grad is None)"
-    return None
 
 
 def _only_leading_dims_differ(a: tuple, b: tuple) -> bool:
