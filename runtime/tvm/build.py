@@ -12,6 +12,7 @@ one scalar element at a time.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Union
 
 import tvm
@@ -53,30 +54,39 @@ def cpu_pipeline(target: tvm.target.Target, options: dict):
     @tvm.transform.module_pass(opt_level=0, name="ember_cpu_pipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         with target:
-            mod = tvm.transform.Sequential(
-                cpu.library_dispatch_passes(target)
-                + cpu.legalize_passes(target)
-                + [relax.transform.DeadCodeElimination()])(mod)
+            mod = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legalize_passes())(mod)
             if options.get("schedule", True):
-                mod = schedule_module(mod, target)
+                mod = schedule_module(mod, target, parallel=bool(options.get("parallel", False)))
             mod = tvm.transform.Sequential(cpu.dataflow_lower_passes(target)
                                            + cpu.finalize_passes(target))(mod)
         return mod
     return _pipeline
 
 
+def legalize_passes() -> list:
+    """TVM's CPU legalization without FoldConstant: ember folds constants itself (``ember.passes.fold``),
+    and TVM's folding turns fills inside ember's Primitive functions into tensor constants, which
+    FuseTIR rejects."""
+    T = relax.transform
+    return [T.LegalizeOps(), T.AnnotateTIROpPattern(), T.FuseOps(), T.FuseTIR(), T.DeadCodeElimination()]
+
+
 def lowered_module(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """The module after legalization and fusion (what ``--show tir`` would print)."""
-    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    """The module after legalization and fusion, before scheduling (what ``--show tir`` prints)."""
     with target:
-        return tvm.transform.Sequential(cpu.legalize_passes(target))(mod)
+        return tvm.transform.Sequential(legalize_passes())(mod)
 
 
 def build(mod: tvm.IRModule, target: tvm.target.Target, options: dict | None = None) -> Any:
     """Compile a Relax module into a VM executable."""
     options = options or {}
     if is_gpu(target):
-        pipeline = relax.get_default_pipeline(target)
-    else:
-        pipeline = cpu_pipeline(target, options)
-    return tvm.compile(mod, target=target, relax_pipeline=pipeline)
+        return tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
+    try:
+        return tvm.compile(mod, target=target, relax_pipeline=cpu_pipeline(target, options))
+    except Exception:  # noqa: BLE001 - a scheduled kernel code generation rejected: build unscheduled
+        if not options.get("schedule", True):
+            raise
+        warnings.warn("ember TVM backend: a scheduled kernel failed to build; rebuilding without schedules",
+                      RuntimeWarning, stacklevel=2)
+        return tvm.compile(mod, target=target, relax_pipeline=cpu_pipeline(target, dict(options, schedule=False)))

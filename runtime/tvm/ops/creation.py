@@ -22,7 +22,13 @@ from ..lower import lowering, tvm_dtype
 R = relax.op
 
 
-@lowering("constant")
+def _always(node, ctx) -> bool:
+    return True
+
+
+# constants are opaque: FuseTIR takes no tensor constants inside a Primitive function, so a constant in a
+# fused group is bound in main and passed in as a parameter (what TVM's own FuseOps does)
+@lowering("constant", opaque=_always)
 def _constant(ctx, args, attrs, node):
     value = np.asarray(attrs["value"])
     dt = tvm_dtype(node.output.dtype)
@@ -56,11 +62,7 @@ def _dim_value(ctx, dim: str, dt: str):
     return ctx.bb.emit(R.reshape(R.astype(size, dt), relax.ShapeExpr([])))
 
 
-def _random_opaque(node, ctx) -> bool:
-    return True
-
-
-@lowering("uniform", "normal", "randint", opaque=_random_opaque)
+@lowering("uniform", "normal", "randint", opaque=_always)
 def _random(ctx, args, attrs, node):
     params = {k: v for k, v in attrs.items() if k not in ("shape", "dtype")}
     out = ctx.tensor_type(node.output.type)
