@@ -1,0 +1,431 @@
+"""Import an ONNX model as an ember ``Graph`` built from ember primitives.
+
+Each supported ONNX operator has a converter in ``CONVERTERS`` (``import_ops.py``)
+that composes ember primitives under a ``GraphBuilder``, so an imported graph
+differentiates, runs on every backend and exports again like a traced one.
+
+Values are tracked as ember ``Value``s or, when known at import time, as numpy
+arrays ("known" values: initializers, ``Constant``s and everything computed
+only from them, folded by running the converter on the numpy interpreter).
+Shape computations (``Shape -> Gather -> Concat -> Reshape``) fold through
+object arrays whose entries are ints or dimension symbols, so models exported
+with dynamic batch sizes import with symbolic dims.
+
+Every failure is one ``OnnxImportError`` naming the node: malformed protobufs,
+unknown operators, missing inputs/initializers, cycles, bad or absurd shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from ember.ir import types as T
+from ember.ir.graph import ROLE_INPUT, ROLE_PARAM, Graph, GraphBuilder, Provenance, Value
+
+from .lowering import EMBER_DTYPE
+
+MAX_ELEMENTS = 1 << 31        # refuse tensors larger than this (2^31 elements)
+MAX_NODES = 1_000_000
+
+
+class OnnxImportError(ValueError):
+    """An ONNX model ember cannot import (the message says which node and why)."""
+
+
+class NeedsStaticInput(OnnxImportError):
+    """A graph input is used where ember needs a value known at import time (a shape, axes)."""
+
+    def __init__(self, name: str, msg: str) -> None:
+        super().__init__(msg)
+        self.input_name = name
+
+
+Converter = Callable[["ImportContext", onnx.NodeProto], list]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str):
+    def deco(fn: Converter) -> Converter:
+        for op in op_types:
+            CONVERTERS[op] = fn
+        return fn
+    return deco
+
+
+_IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+def symbol_name(dim_param: str, index: int) -> str:
+    s = _IDENT.sub("_", dim_param or "")
+    if not s or not (s[0].isalpha() or s[0] == "_"):
+        s = f"d{index}" if not s else f"d_{s}"
+    return s
+
+
+def onnx_dtype(elem_type: int, what: str) -> T.DType:
+    dt = EMBER_DTYPE.get(elem_type)
+    if dt is None:
+        name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else elem_type
+        raise OnnxImportError(f"{what}: element type {name} is not supported by ember")
+    return dt
+
+
+def tensor_to_numpy(t: onnx.TensorProto, where: str) -> np.ndarray:
+    dims = list(t.dims)
+    if any(d < 0 for d in dims):
+        raise OnnxImportError(f"{where}: negative dimension in {dims}")
+    n = int(np.prod(dims, dtype=np.float64)) if dims else 1
+    if n > MAX_ELEMENTS:
+        raise OnnxImportError(f"{where}: tensor of shape {dims} has {n} elements (limit {MAX_ELEMENTS})")
+    if t.data_location == TensorProto.EXTERNAL:
+        raise OnnxImportError(f"{where}: external data was not loaded (pass a file path so ember can read it)")
+    dt = onnx_dtype(t.data_type, where)
+    try:
+        if t.data_type == TensorProto.BFLOAT16:
+            if t.raw_data:
+                raw = np.frombuffer(t.raw_data, dtype=np.uint16)
+            else:
+                raw = np.asarray(t.int32_data, dtype=np.uint16)
+            arr = raw.view(T.bfloat16.np).reshape(dims)
+        else:
+            arr = numpy_helper.to_array(t)
+    except Exception as exc:  # noqa: BLE001 - protobuf content is untrusted
+        raise OnnxImportError(f"{where}: cannot read tensor data ({type(exc).__name__}: {exc})") from None
+    if tuple(arr.shape) != tuple(dims):
+        raise OnnxImportError(f"{where}: data holds {arr.size} elements, dims {dims} need {n}")
+    return np.asarray(arr, dtype=dt.np)
+
+
+@dataclass
+class ImportContext:
+    """Maps ONNX value names to ember Values or known arrays while converting."""
+
+    graph: Graph
+    opset: int
+    known: dict = field(default_factory=dict)      # onnx name -> np.ndarray (possibly object dtype)
+    values: dict = field(default_factory=dict)     # onnx name -> Value
+    params: dict = field(default_factory=dict)     # graph input name -> np.ndarray (initializers)
+    graph_inputs: set = field(default_factory=set)
+    node: Optional[onnx.NodeProto] = None
+    _folding: bool = False
+
+    # ------------------------------------------------------------ access
+    def has(self, name: str) -> bool:
+        return bool(name) and (name in self.known or name in self.values)
+
+    def value(self, name: str) -> Value:
+        """An ember Value for ONNX value ``name`` (constants become ``constant`` nodes)."""
+        if name in self.values:
+            return self.values[name]
+        if name in self.known:
+            arr = self.known[name]
+            if arr.dtype == object:
+                arr = _concrete_ints(arr, name, self)
+            from ember.ir.ops import constant
+            v = constant(value=np.asarray(arr))
+            self.values[name] = v
+            return v
+        raise OnnxImportError(self.where(f"input {name!r} is not produced by any node, initializer or graph input"))
+
+    def const(self, name: str, what: str) -> np.ndarray:
+        """The import-time value of ``name`` (a shape, axes, ...); refuses run-time values."""
+        if name in self.known:
+            return self.known[name]
+        if "__param__" + name in self.known:
+            return self.known["__param__" + name]
+        if name in self.graph_inputs:
+            raise NeedsStaticInput(name, self.where(f"{what} comes from graph input {name!r}; ember needs it known "
+                                                    "at import time (pass static_inputs={...})"))
+        if name in self.values:
+            raise OnnxImportError(self.where(f"{what} ({name!r}) is computed at run time; ember needs it known at "
+                                             "import time"))
+        raise OnnxImportError(self.where(f"input {name!r} is not produced by any node, initializer or graph input"))
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for a in self.node.attribute:
+            if a.name == name:
+                v = onnx.helper.get_attribute_value(a)
+                if isinstance(v, bytes):
+                    v = v.decode("utf-8", "replace")
+                if isinstance(v, onnx.TensorProto):
+                    v = tensor_to_numpy(v, self.where(f"attribute {name}"))
+                return v
+        return default
+
+    def inputs(self) -> list[str]:
+        return list(self.node.input)
+
+    def where(self, msg: str) -> str:
+        if self.node is None:
+            return msg
+        n = self.node
+        label = f"{n.op_type} node {n.name!r}" if n.name else f"{n.op_type} node (output {list(n.output)[:1]})"
+        return f"{label}: {msg}"
+
+
+def _concrete_ints(arr: np.ndarray, name: str, ctx: ImportContext) -> np.ndarray:
+    """An object array of ints/symbols as int64 (symbols cannot become data in ember)."""
+    if all(isinstance(v, (int, np.integer)) for v in arr.ravel()):
+        return arr.astype(np.int64)
+    raise OnnxImportError(ctx.where(f"{name!r} holds symbolic sizes {arr.tolist()} used as data; ember keeps "
+                                    "shapes symbolic only where they feed shape arguments"))
+
+
+def _load_model(src) -> onnx.ModelProto:
+    if isinstance(src, onnx.ModelProto):
+        return src
+    try:
+        if isinstance(src, (bytes, bytearray)):
+            return onnx.load_model_from_string(bytes(src))
+        return onnx.load(str(src))
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse failure is one clear error
+        raise OnnxImportError(f"not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _toposort(nodes: list, available: set) -> list:
+    """Nodes in dependency order; a cycle or a dangling input is an error."""
+    produced_by: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for o in n.output:
+            if o:
+                if o in produced_by or o in available:
+                    raise OnnxImportError(f"{n.op_type} node {n.name!r}: value {o!r} is produced twice "
+                                          "(ONNX graphs are SSA)")
+                produced_by[o] = i
+    order, state = [], [0] * len(nodes)  # 0 new, 1 visiting, 2 done
+    for start in range(len(nodes)):
+        if state[start]:
+            continue
+        stack = [(start, iter([x for x in nodes[start].input if x]))]
+        state[start] = 1
+        while stack:
+            i, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[i] = 2
+                order.append(nodes[i])
+                stack.pop()
+                continue
+            j = produced_by.get(nxt)
+            if j is None:
+                if nxt not in available:
+                    n = nodes[i]
+                    raise OnnxImportError(f"{n.op_type} node {n.name!r}: input {nxt!r} is not produced by any node, "
+                                          "initializer or graph input (missing initializer?)")
+                continue
+            if state[j] == 1:
+                raise OnnxImportError(f"the graph has a cycle through value {nxt!r} ({nodes[j].op_type} node "
+                                      f"{nodes[j].name!r})")
+            if state[j] == 0:
+                state[j] = 1
+                stack.append((j, iter([x for x in nodes[j].input if x])))
+    return order
+
+
+def import_model(src, *, static_inputs: Optional[dict] = None, params_as_inputs: bool = True,
+                 name: Optional[str] = None) -> tuple[Graph, dict]:
+    """(ember Graph, {parameter name: array}) of an ONNX model (path, bytes or ModelProto).
+
+    Floating-point initializers become ``param`` graph inputs (named as in the
+    model); other initializers are constants. ``static_inputs`` gives import-time
+    values for graph inputs that feed shape-like arguments.
+    """
+    from . import import_ops  # noqa: F401  registers the converters
+
+    model = _load_model(src)
+    if not model.HasField("graph"):
+        raise OnnxImportError("the model has no graph")
+    og = model.graph
+    if len(og.node) > MAX_NODES:
+        raise OnnxImportError(f"the graph has {len(og.node)} nodes (limit {MAX_NODES})")
+    opset = 0
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            opset = imp.version
+    if not opset:
+        raise OnnxImportError("the model imports no default-domain (ai.onnx) opset")
+    local_functions = {(f.domain, f.name): f for f in model.functions}
+    unknown = sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}" for n in og.node
+                      if (n.domain in ("", "ai.onnx") and n.op_type not in CONVERTERS)
+                      or (n.domain not in ("", "ai.onnx") and (n.domain, n.op_type) not in local_functions)})
+    if unknown:
+        raise OnnxImportError(f"unsupported ONNX operator(s): {', '.join(unknown)}")
+
+    graph = Graph(name or symbol_name(og.name or "onnx_model", 0))
+    ctx = ImportContext(graph, opset)
+    static_inputs = dict(static_inputs or {})
+    init_names = set()
+    for t in og.initializer:
+        if not t.name:
+            raise OnnxImportError("an initializer has no name")
+        init_names.add(t.name)
+    for t in og.sparse_initializer:
+        raise OnnxImportError("sparse initializers are not supported")
+    sym_index = 0
+    for vi in og.input:
+        if vi.name in init_names:
+            continue  # an initializer listed as input too (old exporters): a parameter with a default
+        if vi.name in static_inputs:
+            ctx.known[vi.name] = np.asarray(static_inputs[vi.name])
+            continue
+        tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+        if tt is None:
+            raise OnnxImportError(f"graph input {vi.name!r} is not a tensor (sequences/maps/optionals are not "
+                                  "supported)")
+        dt = onnx_dtype(tt.elem_type, f"graph input {vi.name!r}")
+        if not tt.HasField("shape"):
+            raise OnnxImportError(f"graph input {vi.name!r} has no shape (its rank must be known)")
+        dims = []
+        for d in tt.shape.dim:
+            if d.HasField("dim_value"):
+                if d.dim_value < 0 or d.dim_value > MAX_ELEMENTS:
+                    raise OnnxImportError(f"graph input {vi.name!r}: bad dimension {d.dim_value}")
+                dims.append(int(d.dim_value))
+            else:
+                dims.append(symbol_name(d.dim_param, sym_index))
+                sym_index += 1
+        v = graph.add_input(T.TensorType(dt, tuple(dims)), vi.name, ROLE_INPUT)
+        if v.name != vi.name:
+            raise OnnxImportError(f"graph input name {vi.name!r} is used twice")
+        ctx.values[vi.name] = v
+        ctx.graph_inputs.add(vi.name)
+    for t in og.initializer:
+        arr = tensor_to_numpy(t, f"initializer {t.name!r}")
+        if params_as_inputs and arr.dtype.kind == "f" and arr.size > 1 and t.name not in static_inputs:
+            v = graph.add_input(T.TensorType(T.from_numpy(arr.dtype), tuple(arr.shape)), t.name, ROLE_PARAM)
+            ctx.values[t.name] = v
+            ctx.params[v.name] = arr
+            # shape-like uses of a parameter still see its value
+            ctx.known.setdefault("__param__" + t.name, arr)
+        else:
+            ctx.known[t.name] = arr
+    available = set(ctx.values) | set(ctx.known)
+    nodes = _toposort(list(og.node), available)
+    builder = GraphBuilder(graph)
+    with builder:
+        for node in nodes:
+            ctx.node = node
+            builder.provenance = Provenance(module=node.name or node.op_type)
+            if node.domain not in ("", "ai.onnx"):
+                outs = _call_function(ctx, node, local_functions[(node.domain, node.op_type)])
+            else:
+                outs = run_converter(ctx, node)
+            _bind_outputs(ctx, node, outs)
+        ctx.node = None
+        outputs = []
+        for vo in og.output:
+            if not ctx.has(vo.name):
+                raise OnnxImportError(f"graph output {vo.name!r} is not produced by any node")
+            outputs.append(ctx.value(vo.name))
+    graph.outputs = outputs
+    graph.meta["onnx_output_names"] = [vo.name for vo in og.output]
+    graph.meta["onnx_opset"] = opset
+    _dedupe_outputs(graph)
+    return graph, ctx.params
+
+
+def _dedupe_outputs(graph: Graph) -> None:
+    """Graph outputs stay distinct values (an output that is an input gets an identity-like reshape)."""
+    from ember.ir.ops import reshape
+    seen: set = set()
+    with GraphBuilder(graph):
+        for i, v in enumerate(graph.outputs):
+            if id(v) in seen or v.producer is None:
+                graph.outputs[i] = reshape(v, shape=tuple(v.shape))
+                # reshape to the same shape is a no-op kernel-wise but a distinct value
+            seen.add(id(graph.outputs[i]))
+
+
+def run_converter(ctx: ImportContext, node: onnx.NodeProto) -> list:
+    conv = CONVERTERS[node.op_type]
+    ins = [x for x in node.input if x]
+    if ins and all(x in ctx.known for x in ins) and not ctx._folding and node.op_type not in _NO_FOLD:
+        folded = _fold(ctx, node, conv)
+        if folded is not None:
+            return folded
+    try:
+        return conv(ctx, node)
+    except (OnnxImportError, NeedsStaticInput):
+        raise
+    except T.ShapeError as exc:
+        raise OnnxImportError(ctx.where(f"invalid operands: {exc}")) from None
+    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError) as exc:
+        raise OnnxImportError(ctx.where(f"{type(exc).__name__}: {exc}")) from None
+
+
+_NO_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
+            "Bernoulli"}
+
+
+def _fold(ctx: ImportContext, node: onnx.NodeProto, conv: Converter) -> Optional[list]:
+    """Evaluate a node whose inputs are all known, at import time."""
+    if any(ctx.known[x].dtype == object for x in node.input if x):
+        return None  # symbolic shape arithmetic: converters handle object arrays themselves
+    if sum(ctx.known[x].size for x in node.input if x) > 1 << 16:
+        return None
+    scratch = Graph("fold")
+    sub = ImportContext(scratch, ctx.opset, known=dict(ctx.known), node=node, _folding=True)
+    try:
+        with GraphBuilder(scratch):
+            outs = conv(sub, node)
+            vals = [o if isinstance(o, (Value, np.ndarray)) or o is None else o for o in outs]
+        scratch.outputs = [o for o in vals if isinstance(o, Value)]
+        results = iter(evaluate(scratch, []))
+        return [next(results) if isinstance(o, Value) else o for o in vals]
+    except (OnnxImportError, NeedsStaticInput):
+        raise
+    except Exception:  # noqa: BLE001 - fall back to converting the node normally
+        return None
+
+
+def evaluate(graph: Graph, arrays: list) -> list:
+    """Run a static-shaped graph on the numpy kernels (import-time folding, conformance runs)."""
+    from ember.runtime.kernels import KERNELS
+    env = {v.name: a for v, a in zip(graph.inputs, arrays)}
+    for n in graph.nodes:
+        env[n.output.name] = np.asarray(KERNELS[n.op](*[env[v.name] for v in n.inputs], **n.attrs))
+    return [env[v.name] for v in graph.outputs]
+
+
+def _bind_outputs(ctx: ImportContext, node: onnx.NodeProto, outs: list) -> None:
+    names = list(node.output)
+    if len(outs) < len([n for n in names if n]):
+        raise OnnxImportError(ctx.where(f"produces {len(outs)} outputs, the node declares {len(names)}"))
+    for name, out in zip(names, outs):
+        if not name or out is None:
+            continue
+        if isinstance(out, np.ndarray):
+            ctx.known[name] = out
+        elif isinstance(out, Value):
+            ctx.values[name] = out
+        else:
+            ctx.known[name] = np.asarray(out)
+
+
+def _call_function(ctx: ImportContext, node: onnx.NodeProto, fn: onnx.FunctionProto) -> list:
+    """Inline a model-local function (e.g. ember's fused groups)."""
+    outer = ctx.node
+    rename = dict(zip(fn.input, node.input))
+    for fn_node in fn.node:
+        inner = onnx.NodeProto()
+        inner.CopyFrom(fn_node)
+        del inner.input[:]
+        inner.input.extend([rename.get(x, f"{node.name}/{x}") if x else "" for x in fn_node.input])
+        del inner.output[:]
+        inner.output.extend([f"{node.name}/{x}" if x else "" for x in fn_node.output])
+        for o_old, o_new in zip(fn_node.output, inner.output):
+            rename[o_old] = o_new
+        if inner.op_type not in CONVERTERS:
+            raise OnnxImportError(f"function {fn.name}: unsupported operator {inner.op_type}")
+        ctx.node = inner
+        _bind_outputs(ctx, inner, run_converter(ctx, inner))
+    ctx.node = outer
+    return [ctx.known.get(rename[o]) if rename[o] in ctx.known else ctx.values[rename[o]] for o in fn.output]
