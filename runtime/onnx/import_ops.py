@@ -22,7 +22,9 @@ from .importer import MAX_ELEMENTS, OnnxImportError, converter, onnx_dtype
 
 def _axis(a: int, rank: int, ctx) -> int:
     a = int(a)
-    if not -max(rank, 1) <= a < max(rank, 1):
+    if rank == 0:
+        raise OnnxImportError(ctx.where(f"axis {a} given for a 0-d tensor"))
+    if not -rank <= a < rank:
         raise OnnxImportError(ctx.where(f"axis {a} is out of range for rank {rank}"))
     return a + rank if a < 0 else a
 
@@ -816,7 +818,8 @@ def _gather(ctx, node):
     data_name, idx_name = node.input[0], node.input[1]
     if data_name in ctx.known and ctx.known[data_name].dtype == object and idx_name in ctx.known:
         axis = _axis(ctx.attr("axis", 0), ctx.known[data_name].ndim, ctx)
-        return [np.take(ctx.known[data_name], ctx.known[idx_name].astype(np.int64), axis=axis)]
+        out = np.take(ctx.known[data_name], ctx.known[idx_name].astype(np.int64), axis=axis)
+        return [np.asarray(out, dtype=object)]
     x, idx = ctx.value(data_name), ctx.value(idx_name)
     axis = _axis(ctx.attr("axis", 0), x.type.ndim, ctx)
     idx = _wrap_negative(ctx, idx, x.shape[axis], idx_name)
@@ -874,6 +877,8 @@ def _reduce_axes(ctx, node, rank):
     else:
         a = ctx.attr("axes")
         axes = None if a is None else [int(v) for v in a]
+    if rank == 0:
+        return ()  # reducing a scalar is the identity
     if not axes:
         if int(ctx.attr("noop_with_empty_axes", 0)):
             return ()

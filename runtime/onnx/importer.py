@@ -407,7 +407,7 @@ def _bind_outputs(ctx: ImportContext, node: onnx.NodeProto, outs: list) -> None:
         elif isinstance(out, Value):
             ctx.values[name] = out
         else:
-            ctx.known[name] = np.asarray(out)
+            ctx.known[name] = np.asarray(out, dtype=object if isinstance(out, str) else None)
 
 
 def _call_function(ctx: ImportContext, node: onnx.NodeProto, fn: onnx.FunctionProto) -> list:
