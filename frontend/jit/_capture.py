@@ -96,6 +96,31 @@ def _leaf_names(spec: Any, prefix: str, out: dict) -> None:
             _leaf_names(v, f"{prefix}.{k}", out)
 
 
+def _free_objects(fn: Callable) -> list[tuple[str, Any]]:
+    """(name, value) of the globals and closure variables a function reads."""
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    found = [(n, fn.__globals__[n]) for n in code.co_names if n in getattr(fn, "__globals__", {})]
+    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            found.append((name, cell.cell_contents))
+        except ValueError:
+            continue
+    return found
+
+
+def _free_module_names(fn: Callable) -> dict[int, str]:
+    """id -> qualified name (model.fc1) of the modules a function reaches through globals/closure."""
+    names: dict[int, str] = {}
+    for name, v in _free_objects(fn):
+        if _is_module(v) and callable(getattr(v, "named_modules", None)):
+            for sub, m in v.named_modules():
+                names.setdefault(id(m), f"{name}.{sub}" if sub else name)
+    return names
+
+
 def _free_tensor_names(fn: Callable) -> dict[int, str]:
     """id -> name of tensors a function reaches through its closure or globals."""
     names: dict[int, str] = {}
@@ -103,17 +128,22 @@ def _free_tensor_names(fn: Callable) -> dict[int, str]:
     code = getattr(fn, "__code__", None)
     if code is None:
         return names
+    found = []
     for name in code.co_names:
-        v = getattr(fn, "__globals__", {}).get(name)
-        if isinstance(v, Tensor):
-            names.setdefault(id(v), name)
+        if name in getattr(fn, "__globals__", {}):
+            found.append((name, fn.__globals__[name]))
     for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
         try:
-            v = cell.cell_contents
+            found.append((name, cell.cell_contents))
         except ValueError:
             continue
+    for name, v in found:
         if isinstance(v, Tensor):
             names.setdefault(id(v), name)
+        elif _is_module(v):  # a global model: its tensors get qualified names (model.fc1.weight)
+            for pname, p in list(v.named_parameters()) + list(v.named_buffers()):
+                if p is not None:
+                    names.setdefault(id(p), f"{name}.{pname}")
     return names
 
 
@@ -125,9 +155,9 @@ def _is_module(obj: Any) -> bool:
 class _ModuleStack:
     """Wraps ``nn.Module.__call__`` while tracing so nodes know which module made them."""
 
-    def __init__(self, tracer: Tracer, root: Any) -> None:
+    def __init__(self, tracer: Tracer, root: Any, extra_names: Optional[dict] = None) -> None:
         self.tracer = tracer
-        self.names: dict[int, str] = {}
+        self.names: dict[int, str] = dict(extra_names or {})
         if root is not None and callable(getattr(root, "named_modules", None)):
             for name, m in root.named_modules():
                 self.names.setdefault(id(m), name)
@@ -384,7 +414,7 @@ def capture(fn: Callable, args: tuple, kwargs: Optional[dict] = None, *, module:
                 tracer.bind(p.grad, f"{oname}.grad", ROLE_STATE, grad_of=p)
                 sources.append(("grad", oname))
         n_bound = len(graph.inputs)
-        with _ModuleStack(tracer, module):
+        with _ModuleStack(tracer, module, _free_module_names(fn) if module is None else None):
             result = fn(*args, **kwargs)
         # lifted free tensors were bound on first use
         lifted = {}
