@@ -205,6 +205,11 @@ def _run_ir(args: argparse.Namespace) -> int:
         traced = trace_target(args.target, args.input, args.train)
         graph = traced.graph
         weights = traced.weights()
+    elif args.target.endswith(".onnx"):  # import an ONNX model (ember.tools.cli_onnx)
+        from .cli_onnx import load_onnx_graph
+        if not os.path.exists(args.target):
+            raise CLIError(f"no such file: {args.target}")
+        graph, weights = load_onnx_graph(args.target)
     else:
         if args.input:
             raise CLIError("--input is for tracing FILE.py:NAME; a saved graph already has its input types")
