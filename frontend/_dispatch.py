@@ -28,13 +28,18 @@ from .autograd.engine import record
 def apply(prim, inputs: tuple, attrs: dict):
     if _state.tracer is not None:
         return _state.tracer.apply(prim, inputs, attrs)
+    kernel = KERNELS[prim.name]
     try:
-        out = KERNELS[prim.name](*[t._data for t in inputs], **attrs)
+        n = len(inputs)
+        if n == 2:
+            out = kernel(inputs[0]._data, inputs[1]._data, **attrs)
+        elif n == 1:
+            out = kernel(inputs[0]._data, **attrs)
+        else:
+            out = kernel(*[t._data for t in inputs], **attrs)
     except Exception as exc:  # noqa: BLE001 - re-raised with the op's context
         raise op_error(prim, inputs, attrs, exc) from None
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)
-    t = _wrap(out)
+    t = _wrap(out if type(out) is np.ndarray else np.asarray(out))
     if _state.grad_enabled and prim.vjp is not None:
         for x in inputs:
             if x.requires_grad:

@@ -20,6 +20,8 @@ from ember.ir.types import (
 )
 
 from . import _state
+from ember.runtime.kernels import KERNELS
+
 from ._dispatch import apply
 from ._tensor import Tensor, _wrap
 
@@ -140,9 +142,40 @@ def _broadcast_or_raise(name: str, ts) -> tuple:
         raise broadcast_error(name, ts) from None
 
 
+_NO_ATTRS: dict = {}
+
+
 def _binary(prim, a, b, dtype: DType | None = None) -> Tensor:
+    if dtype is None and _state.tracer is None:
+        # hot path: same-dtype tensors, or a float tensor with a Python number, and nothing
+        # to record -> one kernel call (numpy broadcasts, the result dtype is already right)
+        if isinstance(a, Tensor):
+            ad = a._data
+            if isinstance(b, Tensor):
+                bd = b._data
+                if ad.dtype is bd.dtype:
+                    if not (_state.grad_enabled and (a.requires_grad or b.requires_grad)):
+                        return _run_binary(prim, ad, bd, a, b)
+                    if ad.shape == bd.shape:  # nothing to broadcast or cast: record directly
+                        return apply(prim, (a, b), _NO_ATTRS)
+            elif (type(b) is float or type(b) is int) and ad.dtype.kind == "f" and not (
+                    _state.grad_enabled and a.requires_grad):
+                return _run_binary(prim, ad, ad.dtype.type(b), a, b)
+        elif (type(a) is float or type(a) is int) and isinstance(b, Tensor):
+            bd = b._data
+            if bd.dtype.kind == "f" and not (_state.grad_enabled and b.requires_grad):
+                return _run_binary(prim, bd.dtype.type(a), bd, a, b)
     x, y = operands(a, b, dtype=dtype, op=prim.name)
-    return apply(prim, (x, y), {})
+    return apply(prim, (x, y), _NO_ATTRS)
+
+
+def _run_binary(prim, x, y, a, b) -> Tensor:
+    try:
+        out = KERNELS[prim.name](x, y)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the op's context
+        from ._dispatch import op_error
+        raise op_error(prim, (to_tensor(a), to_tensor(b)), {}, exc) from None
+    return _wrap(out if type(out) is np.ndarray else np.asarray(out))
 
 
 def _float_dtype(*xs) -> DType:
@@ -154,12 +187,18 @@ def _float_dtype(*xs) -> DType:
 def add(input, other, *, alpha=1, out=None) -> Tensor:
     if alpha != 1:
         other = mul(other, alpha)
+    if out is None:
+        return _binary(P.add, input, other)
     return _out(_binary(P.add, input, other), out)
 
 
 def sub(input, other, *, alpha=1, out=None) -> Tensor:
-    a_bool = isinstance(input, Tensor) and input.dtype is bool_
-    b_bool = isinstance(other, Tensor) and other.dtype is bool_
+    a_bool = isinstance(input, Tensor) and input._data is not None and input._data.dtype.kind == "b"
+    b_bool = isinstance(other, Tensor) and other._data is not None and other._data.dtype.kind == "b"
+    if input.__class__ is Tensor and input._value is not None:  # traced operands
+        a_bool = input.dtype is bool_
+    if other.__class__ is Tensor and other._value is not None:
+        b_bool = other.dtype is bool_
     if a_bool and b_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
@@ -176,11 +215,17 @@ def rsub(input, other, *, alpha=1) -> Tensor:
 
 
 def mul(input, other, *, out=None) -> Tensor:
+    if out is None:
+        return _binary(P.mul, input, other)
     return _out(_binary(P.mul, input, other), out)
 
 
 def div(input, other, *, rounding_mode=None, out=None) -> Tensor:
     if rounding_mode is None:
+        if isinstance(input, Tensor) and input._value is None and input._data.dtype.kind == "f" and (
+                type(other) is float or isinstance(other, Tensor) and other._data is not None
+                and other._data.dtype is input._data.dtype):
+            return _out(_binary(P.div, input, other), out)  # already floating: no promotion needed
         return _out(_binary(P.div, input, other, dtype=_float_dtype(input, other)), out)
     if rounding_mode == "floor":
         return _out(floor_divide(input, other), out)
@@ -239,6 +284,9 @@ negative = neg
 
 def _unary(prim, *, float_only=False):
     def fn(input, *, out=None) -> Tensor:
+        if out is None and isinstance(input, Tensor) and input._value is None and (
+                not float_only or input._data.dtype.kind == "f"):
+            return apply(prim, (input,), _NO_ATTRS)  # hot path: nothing to cast
         x = to_tensor(input)
         if float_only and not x.dtype.is_floating_point:
             x = cast(x, get_default_dtype())
@@ -457,6 +505,16 @@ def matmul(input, other, *, out=None) -> Tensor:
         raise TypeError(f"matmul(): argument 'other' must be Tensor, not {type(b).__name__}")
     if _state.autocast_dtype is not None:  # ember.amp.autocast: matmul runs in the low precision
         a, b = _state.autocast_hook("lower", a, b)
+    elif _state.tracer is None and out is None and not (_state.grad_enabled and (a.requires_grad or b.requires_grad)):
+        ad, bd = a._data, b._data
+        if ad.dtype is bd.dtype and ad.ndim and bd.ndim:
+            # hot path: numpy's matmul has torch.matmul's semantics (1-D, batched, broadcast)
+            try:
+                res = np.matmul(ad, bd)
+            except ValueError:
+                pass  # the general path below explains the error
+            else:
+                return _wrap(res if type(res) is np.ndarray else np.asarray(res))
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}")
     sa, sb = tuple(a.shape), tuple(b.shape)
@@ -577,6 +635,10 @@ def norm_dim(dim: int, ndim: int) -> int:
 
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype: DType | None = None) -> Tensor:  # noqa: A001
+    if dim is None and dtype is None and isinstance(input, Tensor) and input._value is None and \
+            _state.autocast_dtype is None and input._data.dtype.kind == "f":
+        # hot path: a full float reduction (loss.sum())
+        return apply(P.sum_, (input,), {"dims": tuple(range(input._data.ndim)), "keepdim": False})
     x = to_tensor(input)
     if _state.autocast_dtype is not None:  # ember.amp.autocast: reductions run in float32
         x, = _state.autocast_hook("fp32", x)
@@ -830,7 +892,24 @@ def numel_of(x: Tensor):
     return n
 
 
+def _eager_view(input: Tensor, shape) -> Tensor | None:
+    """Hot path of view/reshape: a numpy view when nothing records and no copy is needed."""
+    if _state.tracer is not None or input._value is not None or (_state.grad_enabled and input.requires_grad):
+        return None
+    try:
+        arr = input._data.reshape(shape, copy=False)
+    except (ValueError, TypeError):
+        return None  # the general path copies or explains the error
+    out = _wrap(arr)
+    out._version = input._version
+    out._base = input if input._base is None else input._base
+    return out
+
+
 def reshape(input, shape) -> Tensor:
+    fast = _eager_view(input, shape)
+    if fast is not None:
+        return fast
     in_shape = tuple(input.shape)
     shape = _resolve_shape(tuple(shape), numel_of(input), in_shape)
     if shape == in_shape:
@@ -850,13 +929,15 @@ def _view(prim, x: Tensor, attrs: dict) -> Tensor:
 
 
 def view(input, *shape) -> Tensor:
-    from ember.ir.types import DType as _DT
-    if len(shape) == 1 and isinstance(shape[0], _DT):
+    if len(shape) == 1 and isinstance(shape[0], DType):
         dt = shape[0]
         if dt.itemsize != input.dtype.itemsize:
             raise RuntimeError("view(dtype) with a different element size is not supported")
         return _wrap(input._data.view(dt.np))
     shape = _shape_args(shape)
+    fast = _eager_view(input, shape)
+    if fast is not None:
+        return fast
     if input._value is None and not input._data.flags.c_contiguous and input._data.size > 1:
         # PyTorch refuses views of non-contiguous tensors that would need a copy
         try:

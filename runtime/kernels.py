@@ -120,24 +120,25 @@ def _randint(*, shape, low, high, dtype, generator=None):
 
 
 # ------------------------------------------------------------------ reductions
+# ufunc.reduce directly: np.sum & co. add several microseconds of Python dispatch per call
 @kernel("sum")
 def _sum(x, *, dims, keepdim):
-    return np.sum(x, axis=dims, keepdims=keepdim, dtype=x.dtype)
+    return np.add.reduce(x, axis=dims, keepdims=keepdim, dtype=x.dtype)
 
 
 @kernel("prod")
 def _prod(x, *, dims, keepdim):
-    return np.prod(x, axis=dims, keepdims=keepdim, dtype=x.dtype)
+    return np.multiply.reduce(x, axis=dims, keepdims=keepdim, dtype=x.dtype)
 
 
 @kernel("amax")
 def _amax(x, *, dims, keepdim):
-    return np.amax(x, axis=dims, keepdims=keepdim)
+    return np.maximum.reduce(x, axis=dims, keepdims=keepdim)
 
 
 @kernel("amin")
 def _amin(x, *, dims, keepdim):
-    return np.amin(x, axis=dims, keepdims=keepdim)
+    return np.minimum.reduce(x, axis=dims, keepdims=keepdim)
 
 
 @kernel("argmax")

@@ -35,7 +35,7 @@ class Node:
         self.inputs = inputs
         # each input's grad_fn when this node was recorded: an in-place op later gives the
         # input a new grad_fn, but gradients of *this* use must flow to the old one
-        self.parents = tuple(x._node for x in inputs)
+        self.parents = tuple([x._node for x in inputs])
         self.needs = needs
         self.out_ref = None
         self.out_data = None
@@ -96,7 +96,10 @@ class AccumulateGrad:
 def record(prim, inputs, attrs, out) -> None:
     """Attach a tape node for ``prim(inputs) -> out``."""
     nondiff = prim.nondiff_inputs
-    needs = tuple(x.requires_grad and i not in nondiff for i, x in enumerate(inputs))
+    if nondiff:
+        needs = tuple([x.requires_grad and i not in nondiff for i, x in enumerate(inputs)])
+    else:
+        needs = tuple([x.requires_grad for x in inputs])
     node = Node(prim, attrs, inputs, needs)
     if prim.saves_inputs:
         node.in_versions = tuple(x._version[0] for x in inputs)

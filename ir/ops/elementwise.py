@@ -118,7 +118,10 @@ sin.def_vjp(lambda g, ins, out, needs, attrs: (mul(g, cos(ins[0])),))
 cos.def_vjp(lambda g, ins, out, needs, attrs: (neg(mul(g, sin(ins[0]))),))
 tanh.def_vjp(lambda g, ins, out, needs, attrs: (mul(g, sub(full_like(out, 1), mul(out, out))),))
 sigmoid.def_vjp(lambda g, ins, out, needs, attrs: (mul(g, mul(out, sub(full_like(out, 1), out))),))
-relu.def_vjp(lambda g, ins, out, needs, attrs: (where(gt(out, _zeros(out)), g, _zeros(g)),))
+@relu.def_vjp
+def _relu_vjp(g, ins, out, needs, attrs):
+    zero = _zeros(out)  # out and g share shape and dtype
+    return (where(gt(out, zero), g, zero),)
 erf.def_vjp(lambda g, ins, out, needs, attrs: (
     mul(g, _scale(exp(neg(mul(ins[0], ins[0]))), 2.0 / math.sqrt(math.pi))),))
 for _p in (sign, floor, ceil, round_):
