@@ -16,7 +16,7 @@ one per op. Results are bit-identical to running the kernels one by one.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -146,3 +146,30 @@ def _register_with_passes() -> None:
 
 
 _register_with_passes()
+
+
+def inplace_kernels(graph: Graph) -> dict[int, Callable]:
+    """Node index -> a kernel that writes into its dead operand's buffer (for ``plan_inplace``'s nodes).
+
+    The graph interpreter swaps these in, so intermediates are reused by liveness
+    instead of allocated; a kernel falls back to allocating when the operand turns
+    out not to be a writeable array at run time.
+    """
+    out: dict[int, Callable] = {}
+    for i, pos in plan_inplace(graph).items():
+        op = graph.nodes[i].op
+        if op == "relu":
+            def fn(x, _pos=pos):
+                if isinstance(x, np.ndarray) and x.flags.writeable:
+                    return np.maximum(x, 0, out=x)
+                return KERNELS["relu"](x)
+        else:
+            ufunc = _UNARY_UFUNCS.get(op) or _BINARY_UFUNCS[op]
+
+            def fn(*xs, _pos=pos, _ufunc=ufunc):
+                buf = xs[_pos]
+                if isinstance(buf, np.ndarray) and buf.flags.writeable:
+                    return _ufunc(*xs, out=buf)
+                return _ufunc(*xs)
+        out[i] = fn
+    return out

@@ -210,6 +210,8 @@ def attach(compiled) -> Optional[TrainStep]:
     step = TrainStep(compiled, optimizers, modules)
     compiled.fn = step.wrap(fn)
     compiled.options.setdefault("passes", _default_pipeline())
+    if compiled.backend == "eager":  # the interpreter reuses dead intermediates' buffers
+        compiled.options.setdefault("inplace", True)
     return step
 
 
