@@ -30,6 +30,16 @@ def get_worker_info() -> WorkerInfo | None:
     return _worker_info
 
 
+def _single_threaded_blas() -> None:
+    """One BLAS thread per worker, as PyTorch's workers call ``torch.set_num_threads(1)``: N workers with
+    multithreaded BLAS oversubscribe the cores (and slow the main process's training step)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it workers keep BLAS's default
+        return
+    threadpool_limits(1)
+
+
 class ExceptionWrapper:
     """An exception caught in a worker, carried to the main process with its formatted traceback."""
 
@@ -110,6 +120,7 @@ def worker_loop(dataset, index_queue, result_queue, done_event, auto_collation, 
         from ... import manual_seed
         manual_seed(seed)
         np.random.seed(seed % (2 ** 32))
+        _single_threaded_blas()
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset)
         init_error = None
         try:
