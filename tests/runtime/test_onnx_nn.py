@@ -1,0 +1,92 @@
+"""Every nn layer and loss, traced and run in ONNX Runtime, matches eager (numpy kernels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import ember
+import ember.nn as nn
+from ember.runtime.onnx import graph_to_onnx
+
+
+def _x(*shape, lo=None):
+    a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    if lo is not None:
+        a = np.abs(a) + lo
+    return ember.from_numpy(a)
+
+
+def _idx(n, high):
+    return ember.from_numpy(np.random.default_rng(1).integers(0, high, size=(n,)))
+
+
+def _prob(*shape):
+    return ember.from_numpy(np.random.default_rng(2).uniform(0.05, 0.95, shape).astype(np.float32))
+
+
+LAYERS = {
+    "Linear": (lambda: nn.Linear(6, 4), lambda: (_x(3, 6),)),
+    "Bilinear-free MLP": (lambda: nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2)), lambda: (_x(5, 6),)),
+    "Conv2d": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), lambda: (_x(2, 3, 9, 9),)),
+    "Conv2d-groups-dilation": (lambda: nn.Conv2d(4, 4, 3, groups=2, dilation=2, padding=2), lambda: (_x(1, 4, 8, 8),)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1),
+                        lambda: (_x(2, 3, 5, 5),)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), lambda: (_x(2, 3, 9, 9),)),
+    "MaxPool2d-ceil": (lambda: nn.MaxPool2d(2, ceil_mode=True), lambda: (_x(1, 2, 7, 7),)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(3, stride=2, padding=1), lambda: (_x(2, 3, 8, 8),)),
+    "AvgPool2d-ceil-nopad": (lambda: nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False),
+                             lambda: (_x(1, 2, 7, 7),)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d((2, 2)), lambda: (_x(2, 3, 8, 8),)),
+    "BatchNorm2d-eval": (lambda: nn.BatchNorm2d(3).eval(), lambda: (_x(2, 3, 4, 4),)),
+    "BatchNorm2d-train": (lambda: nn.BatchNorm2d(3), lambda: (_x(4, 3, 4, 4),)),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(5), lambda: (_x(6, 5),)),
+    "LayerNorm": (lambda: nn.LayerNorm(6), lambda: (_x(3, 4, 6),)),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda: (_x(2, 4, 3, 3),)),
+    "Embedding": (lambda: nn.Embedding(10, 4), lambda: (_idx(7, 10),)),
+    "Dropout-eval": (lambda: nn.Dropout(0.5).eval(), lambda: (_x(4, 4),)),
+    "ReLU": (lambda: nn.ReLU(), lambda: (_x(4, 5),)),
+    "GELU": (lambda: nn.GELU(), lambda: (_x(4, 5),)),
+    "GELU-tanh": (lambda: nn.GELU(approximate="tanh"), lambda: (_x(4, 5),)),
+    "SiLU": (lambda: nn.SiLU(), lambda: (_x(4, 5),)),
+    "Sigmoid": (lambda: nn.Sigmoid(), lambda: (_x(4, 5),)),
+    "Tanh": (lambda: nn.Tanh(), lambda: (_x(4, 5),)),
+    "LeakyReLU": (lambda: nn.LeakyReLU(0.1), lambda: (_x(4, 5),)),
+    "ELU": (lambda: nn.ELU(), lambda: (_x(4, 5),)),
+    "Softplus": (lambda: nn.Softplus(), lambda: (_x(4, 5),)),
+    "Softmax": (lambda: nn.Softmax(dim=1), lambda: (_x(4, 5),)),
+    "LogSoftmax": (lambda: nn.LogSoftmax(dim=-1), lambda: (_x(4, 5),)),
+    "Flatten": (lambda: nn.Flatten(), lambda: (_x(2, 3, 4),)),
+    "MSELoss": (lambda: nn.MSELoss(), lambda: (_x(4, 3), _x(4, 3) * 0.5)),
+    "L1Loss": (lambda: nn.L1Loss(), lambda: (_x(4, 3), _x(4, 3) * 0.5)),
+    "SmoothL1Loss": (lambda: nn.SmoothL1Loss(), lambda: (_x(4, 3), _x(4, 3) * 0.5)),
+    "HuberLoss": (lambda: nn.HuberLoss(delta=0.5), lambda: (_x(4, 3), _x(4, 3) * 0.5)),
+    "CrossEntropyLoss": (lambda: nn.CrossEntropyLoss(), lambda: (_x(6, 5), _idx(6, 5))),
+    "CrossEntropyLoss-smoothing": (lambda: nn.CrossEntropyLoss(label_smoothing=0.1), lambda: (_x(6, 5), _idx(6, 5))),
+    "NLLLoss": (lambda: nn.NLLLoss(), lambda: (_x(6, 5), _idx(6, 5))),
+    "BCELoss": (lambda: nn.BCELoss(), lambda: (_prob(4, 3), _prob(4, 3))),
+    "BCEWithLogitsLoss": (lambda: nn.BCEWithLogitsLoss(), lambda: (_x(4, 3), _prob(4, 3))),
+    "KLDivLoss": (lambda: nn.KLDivLoss(reduction="batchmean"), lambda: (_x(4, 3), _prob(4, 3))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layer_through_onnxruntime_matches_eager(name):
+    make, args_fn = LAYERS[name]
+    ember.manual_seed(0)
+    try:
+        m = make()
+    except (AttributeError, TypeError) as exc:  # a layer the nn package does not have (yet)
+        pytest.skip(f"nn has no {name}: {exc}")
+    args = args_fn()
+    with ember.no_grad():
+        want = m(*args)
+        traced = ember.jit.trace(m, args, backend="onnxruntime")
+        onnx.checker.check_model(graph_to_onnx(traced.graph, param_values=traced.weights()), full_check=True)
+        got = traced(*args)
+    want_l = want if isinstance(want, tuple) else (want,)
+    got_l = got if isinstance(got, tuple) else (got,)
+    for g, w in zip(got_l, want_l):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-5, atol=2e-6)
