@@ -67,22 +67,26 @@ class TVMCompiledGraph:
         self.cache_key = None
         t0 = time.perf_counter()
         self.prepared = prepare_graph(graph, self.options)
-        module = None
         if cache.enabled(self.options):
             self.cache_key, desc = cache.cache_key(self.prepared, self.target, self.options)
-            module = cache.load(self.cache_key, self.device)
-            self.cache_hit = module is not None
-        if module is None:
-            self.ir_module = graph_to_relax(self.prepared, self.options)
-            module = build(self.ir_module, self.target, self.options)
-            if self.cache_key is not None:
-                cache.store(self.cache_key, module, desc, graph.name, time.perf_counter() - t0)
+            with cache.build_lock(self.cache_key):
+                module = cache.load(self.cache_key, self.device)
+                self.cache_hit = module is not None
+                if module is None:
+                    module = self._build()
+                    cache.store(self.cache_key, module, desc, graph.name, time.perf_counter() - t0)
+        else:
+            module = self._build()
         self.compile_seconds = time.perf_counter() - t0
         self.vm = relax.VirtualMachine(module, self.device)
         self._main = self.vm["main"]
         self._in_types = [v.type for v in graph.inputs]
         self._returned: dict[int, tuple[np.ndarray, object]] = {}
         self.calls = 0
+
+    def _build(self):
+        self.ir_module = graph_to_relax(self.prepared, self.options)
+        return build(self.ir_module, self.target, self.options)
 
     def _check(self, inputs: Sequence[np.ndarray]) -> None:
         if len(inputs) != len(self._in_types):

@@ -15,12 +15,13 @@ temporary file renamed into place), so concurrent processes never see half a fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import tvm
 
@@ -83,6 +84,28 @@ def cache_key(graph: Graph, target: tvm.target.Target, options: dict) -> tuple[s
 
 # options that change the compiled code (others, such as "cache", do not)
 BUILD_OPTIONS = ("matmul", "schedule", "passes", "pipeline", "threads")
+
+
+@contextlib.contextmanager
+def build_lock(key: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``key`` while building: a second process compiling the same graph
+    (pytest-xdist workers, two training scripts) waits and then loads the first one's library."""
+    d = cache_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fh = open(d / f".{key}.lock", "w")
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            import fcntl
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            pass
+        yield
+    finally:
+        fh.close()  # closing releases the lock
 
 
 def load(key: str, device) -> Optional[Any]:
@@ -158,7 +181,7 @@ def clear() -> int:
         return 0
     n = 0
     for p in d.iterdir():
-        if p.suffix in (".so", ".json") or p.name.endswith(".tmp.so") or p.name.endswith(".tmp.json"):
+        if p.suffix in (".so", ".json", ".lock"):
             if p.suffix == ".so" and not p.name.startswith("."):
                 n += 1
             try:
