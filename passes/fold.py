@@ -1,8 +1,9 @@
 """Constant folding: evaluate nodes whose operands are all known at compile time.
 
-A folded value that is one repeated scalar becomes a ``full`` node (any size, no
-data stored in the graph); other results become ``constant`` nodes only up to
-``max_elements`` so graphs do not swell with literal arrays.
+A folded value that is one repeated scalar becomes a 0-d ``full`` broadcast to
+its shape (any size, no data stored in the graph, no memory at run time); other
+results become ``constant`` nodes only up to ``max_elements`` so graphs do not
+swell with literal arrays.
 """
 
 from __future__ import annotations
@@ -58,10 +59,23 @@ def _python_scalar(x: np.ndarray):
     return x.flat[0].item()
 
 
+def scalar_fill(new: Graph, shape: tuple, value, dtype, name: str, provenance, view: bool = True) -> Value:
+    """``value`` at ``shape``: a 0-d ``full`` broadcast to the shape (a free view in numpy) when ``view``."""
+    shape = tuple(shape)
+    if not view or not shape or all(d == 1 for d in shape):
+        return new.add_node("full", [], {"shape": shape, "value": value, "dtype": dtype}, name=name,
+                            provenance=provenance)
+    s = new.add_node("full", [], {"shape": (), "value": value, "dtype": dtype}, name=name + "_s",
+                     provenance=provenance)
+    return new.add_node("broadcast_to", [s], {"shape": shape}, name=name, provenance=provenance)
+
+
 @register_pass("fold", "evaluate nodes whose operands are all compile-time constants")
-def fold(graph: Graph, max_elements: int = 1024) -> Graph:
-    """Constant folding (random draws and fused groups are left alone)."""
+def fold(graph: Graph, max_elements: int = 1024, fill_views: bool = False) -> Graph:
+    """Constant folding (random draws and fused groups are left alone; ``fill_views`` as in simplify)."""
+    from .simplify import elementwise_readers
     table = kernels()
+    users = graph.users()
 
     def rewrite(new: Graph, node: Node, ins: list[Value]):
         if node.op in RANDOM_OPS or node.op in ("constant", "full") or node.subgraph is not None:
@@ -76,8 +90,8 @@ def fold(graph: Graph, max_elements: int = 1024) -> Graph:
         if out.dtype != dtype.np:
             out = out.astype(dtype.np)
         if out.size and np.all(out == out.flat[0]) and not np.isnan(out.flat[0]):
-            return new.add_node("full", [], {"shape": tuple(out.shape), "value": _python_scalar(out),
-                                             "dtype": dtype}, name=node.output.name, provenance=node.provenance)
+            return scalar_fill(new, out.shape, _python_scalar(out), dtype, node.output.name, node.provenance,
+                               view=fill_views and elementwise_readers(node, users))
         if out.size <= max_elements:
             return new.add_node("constant", [], {"value": np.ascontiguousarray(out)},
                                 name=node.output.name, provenance=node.provenance)

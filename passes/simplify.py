@@ -2,14 +2,16 @@
 
 permute∘permute and reshape∘reshape collapse (and vanish when they are the
 identity), lossless cast chains collapse, ``x*1``, ``x/1``, ``x+0``, ``x-0``,
-``neg(neg(x))`` become ``x``, and a ``broadcast_to`` of a scalar fill becomes one
-``full`` of the target shape. Follow with ``dce`` to drop what became dead.
+``neg(neg(x))`` become ``x``, broadcasts of broadcast scalars collapse, and (with
+``fill_views``) fills become a 0-d ``full`` broadcast to their shape (a zero-stride
+view in numpy: no memory, no fill time). Follow with ``dce`` to drop what became dead.
 """
 
 from __future__ import annotations
 
 from ember.ir import types as T
 from ember.ir.graph import Graph, Node, Value
+from ember.ir.registry import ELEMENTWISE, PRIMITIVES
 
 from ._rewrite import rebuild
 from .fold import scalar_value
@@ -43,7 +45,13 @@ def _producer(v: Value, op: str):
     return n if n is not None and n.op == op and n.subgraph is None else None
 
 
-def _simplify(new: Graph, node: Node, ins: list[Value]):
+def elementwise_readers(node: Node, users: dict) -> bool:
+    """Whether every reader of ``node``'s value is an elementwise op (so a broadcast view is as good)."""
+    readers = users.get(node.output.name, [])
+    return bool(readers) and all(r.subgraph is None and PRIMITIVES[r.op].kind == ELEMENTWISE for r in readers)
+
+
+def _simplify(new: Graph, node: Node, ins: list[Value], users: dict, fill_views: bool):
     op, attrs = node.op, node.attrs
     if op == "permute":
         dims = tuple(attrs["dims"])
@@ -77,15 +85,30 @@ def _simplify(new: Graph, node: Node, ins: list[Value]):
             if x.type.dtype is attrs["dtype"]:
                 return x
             return new.add_node("cast", [x], attrs, name=node.output.name, provenance=node.provenance)
+    elif op == "full":
+        # a fill is a broadcast scalar: a 0-d fill viewed at the shape costs no memory and no time.
+        # Only for elementwise readers: a reduction over a zero-stride view sums in another order
+        # (numpy's pairwise summation needs contiguous data), which would change the bits.
+        shape = tuple(attrs["shape"])
+        if (fill_views and shape and not isinstance(attrs["value"], str) and any(d != 1 for d in shape)
+                and elementwise_readers(node, users)):
+            scalar = new.add_node("full", [], {"shape": (), "value": attrs["value"], "dtype": attrs["dtype"]},
+                                  name=node.output.name + "_s", provenance=node.provenance)
+            return new.add_node("broadcast_to", [scalar], {"shape": shape}, name=node.output.name,
+                                provenance=node.provenance)
     elif op == "broadcast_to":
         src = ins[0]
         if tuple(src.type.shape) == tuple(attrs["shape"]):
             return src
-        fill = _producer(src, "full")
-        if fill is not None and not isinstance(fill.attrs["value"], str):
-            return new.add_node("full", [], {"shape": tuple(attrs["shape"]), "value": fill.attrs["value"],
-                                             "dtype": src.type.dtype}, name=node.output.name,
+        inner = _producer(src, "broadcast_to")
+        if inner is not None and len(inner.inputs[0].type.shape) == 0:
+            return new.add_node("broadcast_to", [inner.inputs[0]], attrs, name=node.output.name,
                                 provenance=node.provenance)
+        fill = _producer(src, "full")
+        if fill is not None and len(src.type.shape) and all(d == 1 for d in src.type.shape):
+            scalar = new.add_node("full", [], {"shape": (), "value": fill.attrs["value"], "dtype": src.type.dtype},
+                                  name=node.output.name + "_s", provenance=node.provenance)
+            return new.add_node("broadcast_to", [scalar], attrs, name=node.output.name, provenance=node.provenance)
     elif op == "neg":
         inner = _producer(ins[0], "neg")
         if inner is not None:
@@ -105,7 +128,14 @@ def _simplify(new: Graph, node: Node, ins: list[Value]):
     return None
 
 
-@register_pass("simplify", "algebraic identities: double permute/reshape/cast, x*1, x+0, scalar broadcasts")
-def simplify(graph: Graph) -> Graph:
-    """Algebraic simplification (run ``dce`` after it)."""
-    return rebuild(graph, _simplify)
+@register_pass("simplify", "algebraic identities: double permute/reshape/cast, x*1, x+0, fills as scalar broadcasts")
+def simplify(graph: Graph, fill_views: bool = False) -> Graph:
+    """Algebraic simplification (run ``dce`` after it).
+
+    ``fill_views=True`` also turns fills read only by elementwise ops into broadcast
+    0-d fills: faster and leaner in numpy, but a zero-stride operand can change the
+    memory layout numpy picks for a result and so the summation order of a later
+    reduction (last-bit differences); off by default to stay bit-identical to eager.
+    """
+    users = graph.users()
+    return rebuild(graph, lambda new, node, ins: _simplify(new, node, ins, users, fill_views))

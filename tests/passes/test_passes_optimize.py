@@ -93,12 +93,14 @@ def test_simplify_keeps_lossy_cast_chains():
     assert lossless(ember.int32, float64) and not lossless(ember.int64, float64)
 
 
-def test_simplify_broadcast_of_scalar_fill_becomes_full():
+def test_simplify_fills_become_broadcast_scalars():
     x = _r(3, 4)
-    g = dce(simplify(build(lambda a: P.mul(a, P.broadcast_to(P.full(shape=(1,), value=2.0, dtype=float32),
-                                                              shape=(3, 4))), [x])))
-    assert ops_of(g) == ["full", "mul"]
-    np.testing.assert_array_equal(run(g, [x])[0], x * 2)
+    g = dce(simplify(build(lambda a: P.mul(P.mul(a, P.broadcast_to(P.full(shape=(1,), value=2.0, dtype=float32),
+                                                                    shape=(3, 4))),
+                                           P.full(shape=(3, 4), value=3.0, dtype=float32)), [x]), fill_views=True))
+    assert ops_of(g) == ["full", "broadcast_to", "mul", "full", "broadcast_to", "mul"]
+    assert all(n.attrs["shape"] == () for n in g.nodes if n.op == "full")
+    np.testing.assert_array_equal(run(g, [x])[0], x * 2 * 3)
 
 
 def _mlp_loss(x, w1, b1, w2, b2):
