@@ -199,10 +199,10 @@ def sub(input, other, *, alpha=1, out=None) -> Tensor:
         a_bool = input.dtype is bool_
     if other.__class__ is Tensor and other._value is not None:
         b_bool = other.dtype is bool_
-    if a_bool and b_bool:
+    if (a_bool or type(input) is bool) and (b_bool or type(other) is bool):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
-    if a_bool or b_bool:
+    if a_bool or b_bool or type(input) is bool or type(other) is bool:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
@@ -241,11 +241,19 @@ multiply = mul
 subtract = sub
 
 
+def _refuse_bool(name: str, *xs) -> None:
+    """PyTorch has no bool kernels for arithmetic such as floor division (numpy silently uses int8)."""
+    if promote(*xs) is bool_:
+        raise RuntimeError(f'"{name}" not implemented for \'Bool\'')
+
+
 def floor_divide(input, other) -> Tensor:
+    _refuse_bool("floor_divide", input, other)
     return _binary(P.floor_divide, input, other)
 
 
 def remainder(input, other) -> Tensor:
+    _refuse_bool("remainder", input, other)
     return _binary(P.remainder, input, other)
 
 
@@ -256,6 +264,9 @@ def fmod(input, other) -> Tensor:
 
 
 def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
+    if isinstance(input, Tensor) and type(exponent) is bool and input.dtype is bool_:
+        return logical_or(input, not exponent)  # b ** True == b, b ** False == True (torch keeps bool)
+    _refuse_bool("pow", input, exponent)
     if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and isinstance(input, Tensor):
         if exponent == 2 and input.dtype.is_floating_point:
             return mul(input, input)
