@@ -56,19 +56,20 @@ class Adam(Optimizer):
                 else:
                     grad = grad + scaled(p, weight_decay)
             exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).add_(scaled(grad * grad, 1 - beta2))
+            exp_avg_sq.lerp_(grad * grad, 1 - beta2)
             step = _get_value(step_t)
             bias_correction1 = 1 - beta1 ** step
             bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-            step_size = lr / bias_correction1
             if amsgrad:
                 max_sq = state["max_exp_avg_sq"]
                 max_sq.copy_(max_sq.maximum(exp_avg_sq))
                 second = max_sq
             else:
                 second = exp_avg_sq
-            denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
-            p.sub_((exp_avg / denom).mul_(step_size))
+            # PyTorch's  p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), with the scalars folded so the
+            # full-size temporaries are few (each costs an allocation and a pass over memory)
+            denom = second.sqrt() + eps * bias_correction2_sqrt
+            p.sub_((exp_avg / denom) * (lr * bias_correction2_sqrt / bias_correction1))
 
 
 class AdamW(Adam):
