@@ -71,10 +71,15 @@ def legalize_passes() -> list:
     return [T.LegalizeOps(), T.AnnotateTIROpPattern(), T.FuseOps(), T.FuseTIR(), T.DeadCodeElimination()]
 
 
-def lowered_module(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """The module after legalization and fusion, before scheduling (what ``--show tir`` prints)."""
+def scheduled_module(mod: tvm.IRModule, target: tvm.target.Target, options: dict | None = None) -> tvm.IRModule:
+    """The module after legalization, fusion and ember's schedules (what ``--show tir`` prints)."""
+    options = options or {}
     with target:
-        return tvm.transform.Sequential(legalize_passes())(mod)
+        mod = tvm.transform.Sequential(legalize_passes())(mod)
+        if options.get("schedule", True) and not is_gpu(target):
+            from .schedule import schedule_module
+            mod = schedule_module(mod, target, parallel=bool(options.get("parallel", False)))
+    return mod
 
 
 def build(mod: tvm.IRModule, target: tvm.target.Target, options: dict | None = None) -> Any:

@@ -197,9 +197,15 @@ def format_info(data: Optional[dict] = None) -> str:
     lines = [f"TVM compile cache: {data['dir']}" + ("" if data["enabled"] else " (disabled by EMBER_TVM_CACHE)"),
              f"  {data['entries']} compiled module(s), {data['bytes'] / 1e6:.1f} MB; "
              f"keyed by graph hash, target, build options, ember and TVM {data['tvm']} versions"]
+    def short(target: str) -> str:
+        try:
+            t = json.loads(target)
+            return t.get("kind", "?") + (f" ({t['mcpu']})" if t.get("mcpu") else "")
+        except (ValueError, AttributeError):
+            return target
     for e in sorted(data["items"], key=lambda e: -e["last_used"]):
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["last_used"]))
         cs = f", compiled in {e['compile_seconds']:.1f}s" if e.get("compile_seconds") else ""
-        lines.append(f"  {e['key'][:12]}  {e['name']:<20} {e['target']:<40} {e['bytes'] / 1e3:8.0f} kB  "
+        lines.append(f"  {e['key'][:12]}  {e['name']:<20} {short(e['target']):<16} {e['bytes'] / 1e3:8.0f} kB  "
                      f"last used {used}{cs}")
     return "\n".join(lines)

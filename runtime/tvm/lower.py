@@ -101,7 +101,7 @@ class LowerCtx:
         # the function being built: ember value name -> its Relax expression / producing node, so a
         # lowering can look through its operands (e.g. matmul folding a transpose into the BLAS call)
         self.scope: dict[str, Any] = {}
-        self.producers: dict[str, Node] = {}
+        self.producers: dict[str, tuple[Node, dict]] = {}  # value -> (its node, the scope of the node's inputs)
 
     def symbol(self, name: str) -> tir.Var:
         if name not in self.symbols:
@@ -225,7 +225,7 @@ def _define_segment(ctx: LowerCtx, seg: _Segment) -> None:
             fctx.scope = fenv
             fctx.add_sources(seg.params, fvars)
             for n in seg.nodes:
-                fctx.producers[n.output.name] = n
+                fctx.producers[n.output.name] = (n, fenv)
                 fenv[n.output.name] = lower_node(fctx, n, [fenv[v.name] for v in n.inputs])
             res = [fenv[v.name] for v in seg.outs]
             gv = bb.emit_output(res[0] if len(res) == 1 else relax.Tuple(res))
@@ -237,11 +237,13 @@ def _lower_group(ctx: LowerCtx, node: Node, args: list, parts: list) -> relax.Va
     body = node.subgraph
     local: dict[str, Any] = {v.name: a for v, a in zip(body.inputs, args)}  # value -> relax var in main
     outer = ctx.scope, ctx.producers
-    ctx.scope, ctx.producers = local, {}
+    # a group input is the outer value it reads: lowerings may look through it (transposes into BLAS calls)
+    inner_producers = {bv.name: outer[1][ov.name] for bv, ov in zip(body.inputs, node.inputs) if ov.name in outer[1]}
+    ctx.scope, ctx.producers = local, inner_producers
     try:
         for part in parts:
             if isinstance(part, Node):
-                ctx.producers[part.output.name] = part
+                ctx.producers[part.output.name] = (part, local)
                 local[part.output.name] = lower_node(ctx, part, [local[v.name] for v in part.inputs])
                 continue
             call_args = [local[v.name] for v in part.params]
@@ -254,7 +256,7 @@ def _lower_group(ctx: LowerCtx, node: Node, args: list, parts: list) -> relax.Va
                 for i, v in enumerate(part.outs):
                     local[v.name] = ctx.bb.emit(relax.TupleGetItem(result, i), name_hint=sanitize(v.name))
             for n in part.nodes:
-                ctx.producers[n.output.name] = n
+                ctx.producers[n.output.name] = (n, local)
     finally:
         ctx.scope, ctx.producers = outer
     return local[body.outputs[0].name]
@@ -284,11 +286,12 @@ def graph_to_relax(graph: Graph, options: Optional[dict] = None, func_name: str 
             ctx.add_sources(graph.inputs, params)
             for node in graph.nodes:
                 args = [env[v.name] for v in node.inputs]
-                ctx.producers[node.output.name] = node
+                ctx.producers[node.output.name] = (node, env)
                 if node.subgraph is not None:
                     env[node.output.name] = _lower_group(ctx, node, args, groups[id(node)])
                 else:
                     env[node.output.name] = lower_node(ctx, node, args)
             gv = bb.emit_output(relax.Tuple([env[v.name] for v in graph.outputs]))
         bb.emit_func_output(gv)
-    return bb.get()
+    # drop what no output needs, e.g. a transpose a BLAS call reads through
+    return relax.transform.DeadCodeElimination()(bb.get())

@@ -25,14 +25,14 @@ def _uses_blas(node, ctx) -> bool:
 
 def _look_through_transpose(ctx, value, expr):
     """If ``value`` is a transpose of its last two dims, return (its source, True)."""
-    prod = ctx.producers.get(value.name)
+    prod, scope = ctx.producers.get(value.name, (None, None))
     if prod is None or prod.op != "permute" or prod.subgraph is not None:
         return expr, False
     dims = tuple(prod.attrs["dims"])
     n = len(dims)
     if n < 2 or dims != tuple(range(n - 2)) + (n - 1, n - 2):
         return expr, False
-    src = ctx.scope.get(prod.inputs[0].name)
+    src = scope.get(prod.inputs[0].name)
     return (src, True) if src is not None else (expr, False)
 
 

@@ -1,0 +1,170 @@
+"""The TVM backend's runtime side: DLPack exchange (zero copy when aligned, a copy when not), the
+persistent compile cache across processes, ``ember cache``, ``ember ir --backend tvm --show relax``,
+and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tvm")
+
+from ember.ir import ops as P  # noqa: E402
+from ember.ir import types as T  # noqa: E402
+from ember.ir.graph import Graph, GraphBuilder  # noqa: E402
+from ember.runtime.tvm import TVMCompiledGraph, dlpack  # noqa: E402
+
+F32 = T.float32
+
+
+def _affine_graph():
+    """y = relu(x @ w + b), s = sum(y, 1): matmul through BLAS, a fused epilogue, a reduction."""
+    g = Graph("affine")
+    x = g.add_input(T.TensorType(F32, ("B", 6)), "x")
+    w = g.add_input(T.TensorType(F32, (6, 4)), "w", role="param")
+    b = g.add_input(T.TensorType(F32, (4,)), "b", role="param")
+    with GraphBuilder(g):
+        y = P.relu(P.add(P.matmul(x, w), P.broadcast_to(b, shape=("B", 4))))
+        g.outputs = [y, P.sum_(y, dims=(1,), keepdim=False)]
+    return g
+
+
+@pytest.fixture(scope="module")
+def affine():
+    return TVMCompiledGraph(_affine_graph(), {"cache": False})
+
+
+def _reference(x, w, b):
+    y = np.maximum(x @ w + b, 0)
+    return y, y.sum(1)
+
+
+def test_aligned_arrays_are_shared_and_misaligned_views_copied():
+    a = dlpack.aligned_empty((4, 6), np.float32)
+    a[...] = 1.0
+    assert a.ctypes.data % 64 == 0 and dlpack.can_share(a)
+    t = dlpack.to_tvm(a)
+    np.from_dlpack(t)[0, 0] = 5.0  # same memory
+    assert a[0, 0] == 5.0
+    buf = dlpack.aligned_empty((100,), np.float32)
+    view = buf[1:25].reshape(4, 6)  # 4 bytes past a 64-byte boundary
+    assert not dlpack.can_share(view)
+    view[...] = np.arange(24).reshape(4, 6)
+    t2 = dlpack.to_tvm(view)
+    np.testing.assert_array_equal(t2.numpy(), view)
+    assert not dlpack.can_share(np.zeros((6, 4), np.float32).T)  # not contiguous
+    np.testing.assert_array_equal(dlpack.to_tvm(np.arange(6.0).reshape(2, 3).T).numpy(),
+                                  np.arange(6.0).reshape(2, 3).T)
+    assert dlpack.to_numpy(dlpack.to_tvm(np.float32(2.5))).shape == ()  # 0-d stays 0-d
+
+
+def test_offset_and_strided_views_run_correctly(affine):
+    rng = np.random.default_rng(0)
+    big = dlpack.aligned_empty((5 * 6 + 1,), np.float32)
+    big[...] = rng.standard_normal(big.shape)
+    x = big[1:].reshape(5, 6)  # misaligned by 4 bytes
+    w_t = rng.standard_normal((4, 6)).astype(np.float32)
+    w = w_t.T  # a transposed (non-contiguous) view
+    b = rng.standard_normal(4).astype(np.float32)
+    for got, want in zip(affine([x, w, b]), _reference(x, w, b)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_outputs_are_numpy_views_and_feed_back_without_copies(affine):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    w = rng.standard_normal((6, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    y, s = affine([x, w, b])
+    assert y.ctypes.data % 64 == 0 and dlpack.can_share(y)  # TVM's own buffers, viewed in place
+    tensor = affine._returned[id(y)][1]
+    assert np.from_dlpack(tensor).ctypes.data == y.ctypes.data
+    # an output given back as an input (a written-back parameter) is reused as the same TVM tensor
+    g = Graph("chain")
+    v = g.add_input(T.TensorType(F32, (3, 4)), "v", role="state")
+    with GraphBuilder(g):
+        g.outputs = [P.mul(v, v)]
+    sq = TVMCompiledGraph(g, {"cache": False})
+    (out,) = sq([y])
+    (out2,) = sq([out])
+    np.testing.assert_allclose(out2, y ** 4, rtol=1e-5)
+
+
+def test_wrong_input_is_a_clear_error(affine):
+    with pytest.raises(ValueError, match=r"input %x of graph affine expects f32\[B,6\], got float64\[3, 6\]"):
+        affine([np.zeros((3, 6)), np.zeros((6, 4), np.float32), np.zeros(4, np.float32)])
+    with pytest.raises(ValueError, match="takes 3 inputs, got 1"):
+        affine([np.zeros((3, 6), np.float32)])
+
+
+def test_unknown_target_and_missing_gpu_are_clear():
+    import tvm
+    if not tvm.cuda(0).exist:
+        with pytest.raises(RuntimeError, match="no CUDA GPU is available"):
+            TVMCompiledGraph(_affine_graph(), {"target": "cuda", "cache": False})
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    from tests.runtime.test_tvm_runtime import _affine_graph
+    from ember.runtime.tvm import TVMCompiledGraph
+    t = time.perf_counter()
+    c = TVMCompiledGraph(_affine_graph(), {{}})
+    seconds = time.perf_counter() - t
+    x = np.ones((2, 6), np.float32); w = np.ones((6, 4), np.float32); b = np.zeros(4, np.float32)
+    print(json.dumps({{"hit": c.cache_hit, "seconds": seconds, "sum": float(c([x, w, b])[1].sum())}}))
+""")
+
+
+EMBER = [sys.executable, "-c", "import sys; from ember.tools.cli import main; sys.exit(main())"]
+
+
+def _run(args, env, **kw):
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, **kw)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_second_process_hits_the_cache_and_cache_cli(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, EMBER_CACHE_DIR=str(tmp_path), EMBER_TVM_CACHE="1")
+    script = _CHILD.format(root=root)
+    first = json.loads(_run([sys.executable, "-c", script], env).strip().splitlines()[-1])
+    second = json.loads(_run([sys.executable, "-c", script], env).strip().splitlines()[-1])
+    assert first["hit"] is False and second["hit"] is True
+    assert first["sum"] == second["sum"] == 2 * 4 * 6.0
+    assert second["seconds"] < first["seconds"]
+    info = _run(EMBER + ["cache", "info"], env)
+    assert str(tmp_path) in info and "1 compiled module(s)" in info and "affine" in info
+    data = json.loads(_run(EMBER + ["cache", "info", "--json"], env))
+    assert data["entries"] == 1 and data["items"][0]["tvm"]
+    cleared = _run(EMBER + ["cache", "clear"], env)
+    assert "removed 1 compiled module(s)" in cleared
+    assert not list((tmp_path / "tvm").glob("*.so"))
+
+
+def test_cli_shows_the_relax_module(tmp_path):
+    (tmp_path / "model.py").write_text(textwrap.dedent("""
+        import ember.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1 = nn.Linear(8, 16)
+                self.fc2 = nn.Linear(16, 3)
+            def forward(self, x):
+                return self.fc2(self.fc1(x).relu()).log_softmax(dim=1)
+    """))
+    out = _run(EMBER + ["ir", "model.py:Net", "--input", "f32[B,8]",
+                "--backend", "tvm", "--show", "relax"], dict(os.environ), cwd=tmp_path)
+    assert "@R.function" in out and 'R.Tensor((B, 8), dtype="float32")' in out
+    assert 'R.call_dps_packed("ember.matmul"' in out  # matmul to BLAS, transpose folded into the call
+    assert out.count('R.func_attr({"Primitive": True})') == 2  # linear+relu and log_softmax: one kernel each
+    assert "R.permute_dims" not in out
