@@ -134,6 +134,11 @@ def test_index_assignment_casts_to_tensor_dtype():
 
 
 def test_cuda_is_absent_and_cuda_tensors_raise_clearly():
+    if ember.cuda.is_available():  # a GPU machine: CUDA is for the compiled backends, eager stays on the CPU
+        assert ember.cuda.device_count() >= 1
+        with pytest.raises(RuntimeError, match="eager tensors live on the CPU"):
+            ember.ones(2).cuda()
+        return
     assert ember.cuda.is_available() is False and ember.cuda.device_count() == 0
     dev = ember.device("cuda" if ember.cuda.is_available() else "cpu")
     assert ember.ones(2).to(dev).device == ember.device("cpu")

@@ -16,7 +16,7 @@ def test_creating_tensors():
     assert zeros.sum().item() == 0 and ones.sum().item() == 6
     assert rand.shape == (2, 3) and 0 <= rand.min().item() and rand.max().item() < 1 and randn.shape == (2, 3)
     # no GPU here: the cuda line of the primer raises a clear error (as PyTorch without CUDA does)
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(RuntimeError, match="CUDA is not available|eager tensors live on the CPU"):
         torch.tensor([1.0, 2.0], dtype=torch.float32, device='cuda')
 
 
@@ -56,6 +56,8 @@ def test_autograd_basics():
 
 
 def test_device_selection():
+    if torch.cuda.is_available():
+        pytest.skip("GPU machine: CUDA serves the compiled backends; eager tensors stay on the CPU")
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     inputs = torch.ones(2).to(device)
     assert device.type == "cpu" and inputs.device == device

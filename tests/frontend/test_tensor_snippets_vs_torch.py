@@ -278,6 +278,8 @@ def _run(module, src):
 
 @pytest.mark.parametrize("src", SNIPPETS)
 def test_snippet_matches_torch(src):
+    if "cuda" in src and ember.cuda.is_available():
+        pytest.skip("the torch oracle is a CPU build; this machine has a CUDA runtime for ember's backends")
     want = _run(torch, src)
     got = _run(ember, src)
     if isinstance(want, Exception):
