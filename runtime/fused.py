@@ -96,7 +96,7 @@ def _concrete(attrs: dict, sizes: dict[str, int]) -> dict:
 
 
 def _run_node(node: Node, args: list, attrs: dict, reuse: int | None):
-    if reuse is not None and isinstance(args[reuse], np.ndarray) and args[reuse].flags.writeable:
+    if reuse is not None and reusable(args[reuse], args):
         buf = args[reuse]
         if node.op == "relu":
             return np.maximum(buf, 0, out=buf)
@@ -148,6 +148,20 @@ def _register_with_passes() -> None:
 _register_with_passes()
 
 
+def reusable(buf, operands) -> bool:
+    """Writing into ``buf`` is safe and fast: a writeable C-ordered buffer, no operand in another layout.
+
+    (A transposed operand next to a C-ordered buffer makes numpy's loop strided and
+    several times slower than allocating, and would spread the odd layout on.)
+    """
+    if not (isinstance(buf, np.ndarray) and buf.flags.writeable and buf.flags.c_contiguous):
+        return False
+    for o in operands:
+        if o is not buf and isinstance(o, np.ndarray) and o.ndim and not o.flags.c_contiguous and 0 not in o.strides:
+            return False
+    return True
+
+
 def inplace_kernels(graph: Graph) -> dict[int, Callable]:
     """Node index -> a kernel that writes into its dead operand's buffer (for ``plan_inplace``'s nodes).
 
@@ -160,7 +174,7 @@ def inplace_kernels(graph: Graph) -> dict[int, Callable]:
         op = graph.nodes[i].op
         if op == "relu":
             def fn(x, _pos=pos):
-                if isinstance(x, np.ndarray) and x.flags.writeable:
+                if isinstance(x, np.ndarray) and x.flags.writeable and x.flags.c_contiguous:
                     return np.maximum(x, 0, out=x)
                 return KERNELS["relu"](x)
         else:
@@ -168,7 +182,7 @@ def inplace_kernels(graph: Graph) -> dict[int, Callable]:
 
             def fn(*xs, _pos=pos, _ufunc=ufunc):
                 buf = xs[_pos]
-                if isinstance(buf, np.ndarray) and buf.flags.writeable:
+                if reusable(buf, xs):
                     return _ufunc(*xs, out=buf)
                 return _ufunc(*xs)
         out[i] = fn
