@@ -165,6 +165,9 @@ def _binary(prim, a, b, dtype: DType | None = None) -> Tensor:
             bd = b._data
             if bd.dtype.kind == "f" and not (_state.grad_enabled and b.requires_grad):
                 return _run_binary(prim, bd.dtype.type(a), bd, a, b)
+    if type(a) is np.ndarray or type(b) is np.ndarray:  # torch accepts numpy arrays as operands
+        from ._creation import as_tensor
+        a, b = (as_tensor(v) if type(v) is np.ndarray else v for v in (a, b))
     x, y = operands(a, b, dtype=dtype, op=prim.name)
     return apply(prim, (x, y), _NO_ATTRS)
 

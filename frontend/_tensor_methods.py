@@ -618,6 +618,8 @@ def _attach() -> None:
         if fn is not None:
             setattr(T, name, fn)
     T.__hash__ = lambda self: id(self)
+    # numpy defers to Tensor's reflected operators (np.float32(2) * t is a Tensor), as with torch
+    T.__array_priority__ = 1000
     # in-place variants
     for name in ("add", "sub", "mul", "div", "pow", "clamp", "clamp_min", "clamp_max", "maximum", "minimum",
                  "remainder", "fmod", "floor_divide", "lerp", "addcmul", "addcdiv", "masked_fill", "true_divide",

@@ -260,6 +260,19 @@ r = torch.tensor(1, dtype=torch.int32) * torch.tensor([2], dtype=torch.int8)
 r = torch.tensor(True) + 2
 r = torch.tensor([True]) + True
 r = torch.tensor([1., 2.]).T
+r = np.float32(2) * torch.ones(2)
+r = torch.ones(2) + np.ones(2)
+r = np.float64(2) - torch.ones(2)
+r = torch.ones(2, dtype=torch.int32) * np.int64(3)
+r = torch.ones(2, dtype=torch.float16) + 70000
+r = torch.ones(2, dtype=torch.int64) + 2**40
+r = torch.tensor([3, 4]) / torch.tensor([2, 0])
+x = torch.ones(2, requires_grad=True); y = x * 3; z = y + 1; y.mul_(5); z.sum().backward(); r = x.grad
+x = torch.ones(3, requires_grad=True); y = x * 2; y[1:].mul_(x[1:]); v = y[0:2]; v += 1; (y * y).sum().backward(); r = x.grad
+a = torch.zeros(3); w = torch.ones(3, requires_grad=True); a.mul_(w); a.add_(w); (a * a).sum().backward(); r = w.grad
+x = torch.ones(2, requires_grad=True); x.detach().add_(1); r = x
+r = torch.tensor([True]) ** True
+r = torch.tensor([1, 2]) - True
 '''.strip().split("\n")
 
 # grad_fn names differ where ember composes primitives (DivBackward0 for a mean), so those
