@@ -60,4 +60,7 @@ def __getattr__(name: str):
     if name == "compile":
         from .jit import compile as _compile
         return _compile
+    if name in ("autocast", "is_autocast_enabled", "get_autocast_dtype"):  # torch.autocast & co.
+        from . import amp
+        return getattr(amp, name)
     raise AttributeError(f"module 'ember' has no attribute {name!r}")

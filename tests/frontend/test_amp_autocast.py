@@ -129,3 +129,11 @@ def test_cuda_amp_warns_and_disables_without_cuda():
     assert scaler.scale(loss) is loss
     with pytest.warns(UserWarning, match="CUDA is not available"):
         ember.amp.autocast("cuda")
+
+
+def test_top_level_autocast_names():
+    x = ember.randn(2, 2)
+    with ember.autocast(device_type="cpu"):
+        assert (x @ x).dtype == ember.bfloat16
+        assert ember.is_autocast_enabled("cpu") and ember.get_autocast_dtype("cpu") == ember.bfloat16
+    assert not ember.is_autocast_enabled("cpu")

@@ -205,3 +205,30 @@ def test_cuda_location_needs_map_location(tmp_path):
     with pytest.raises(RuntimeError, match="CUDA"):
         ember.load(path, map_location="cuda")
     assert ember.load(path, map_location="cpu")["w"].shape == (2,)
+
+
+def test_torch_optimizer_checkpoint_resumes_in_ember(tmp_path):
+    """A torch.save'd model + Adam checkpoint continues in ember on the same trajectory as in PyTorch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
+
+    def steps(lib, model, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            ((model(lib.tensor(x)) - lib.tensor(y)) ** 2).mean().backward()
+            opt.step()
+
+    tmodel = torch.nn.Linear(4, 2)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=0.01)
+    steps(torch, tmodel, topt, 3)
+    torch.save({"model": tmodel.state_dict(), "opt": topt.state_dict()}, tmp_path / "ck.pt")
+    steps(torch, tmodel, topt, 3)
+
+    ck = ember.load(tmp_path / "ck.pt")
+    emodel = ember.nn.Linear(4, 2)
+    emodel.load_state_dict(ck["model"])
+    eopt = ember.optim.Adam(emodel.parameters(), lr=0.01)
+    eopt.load_state_dict(ck["opt"])
+    steps(ember, emodel, eopt, 3)
+    np.testing.assert_allclose(emodel.weight.detach().numpy(), tmodel.weight.detach().numpy(), atol=1e-5)
