@@ -213,11 +213,25 @@ class Capture:
 
     # ------------------------------------------------------------ running
     def _module_tensors(self) -> dict[str, Tensor]:
+        """Qualified name -> the module's current parameters and buffers.
+
+        Walking ``named_parameters()`` on every call costs more than running a small graph, so
+        the map is cached with the dict entries it was read from (``_modules``, ``_parameters``,
+        ``_buffers``) and re-validated by identity: reassigning a parameter or replacing a
+        submodule is noticed on the next call."""
         m = self.module
-        out: dict[str, Tensor] = {}
-        if m is not None:
-            out.update(m.named_parameters())
-            out.update(m.named_buffers())
+        if m is None:
+            return {}
+        cached = self.__dict__.get("_mt")
+        if cached is not None:
+            links, out = cached
+            for d, k, obj in links:
+                if d.get(k) is not obj:
+                    break
+            else:
+                return out
+        links, out = _index_module(m)
+        self.__dict__["_mt"] = (links, out) if links is not None else None
         return out
 
     def _resolve(self, src: tuple, leaves: list, named: dict) -> Optional[Tensor]:
@@ -330,14 +344,48 @@ class Capture:
         return idx
 
 
+def _index_module(root: Any) -> tuple[Optional[list], dict[str, Tensor]]:
+    """(links to validate, name -> tensor) for an ember ``nn.Module`` tree; links is None for
+    module-like objects without ember's ``_modules``/``_parameters``/``_buffers`` dicts."""
+    if not all(isinstance(getattr(root, a, None), dict) for a in ("_modules", "_parameters", "_buffers")):
+        out = dict(root.named_parameters())
+        out.update(root.named_buffers())
+        return None, out
+    links: list = []
+    params: dict[str, Tensor] = {}
+    buffers: dict[str, Tensor] = {}
+    seen_modules: set = set()
+    seen: set = set()
+
+    def walk(m: Any, prefix: str) -> None:
+        if id(m) in seen_modules:
+            return
+        seen_modules.add(id(m))
+        for table, out in ((m._parameters, params), (m._buffers, buffers)):
+            for k, t in table.items():
+                links.append((table, k, t))
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    out[prefix + k] = t
+        for k, c in m._modules.items():
+            links.append((m._modules, k, c))
+            if c is not None:
+                walk(c, prefix + k + ".")
+
+    walk(root, "")
+    params.update(buffers)
+    return links, params
+
+
 def _guard_state(t: Optional[Tensor], src: tuple) -> Optional[tuple]:
     if t is None:
         return None
+    shape = t._data.shape if t._data is not None else tuple(t.shape)
     if src[0] == "grad":
-        return (tuple(t.shape), t.dtype.name)
+        return (shape, t.dtype.name)
     if src[0] == "arg":  # argument shapes are checked against the (maybe symbolic) input types
         return ("arg", bool(t.requires_grad), t.grad is None if t.requires_grad else None)
-    return (tuple(t.shape), t.dtype.name, bool(t.requires_grad), t.grad is None if t.requires_grad else None)
+    return (shape, t.dtype.name, bool(t.requires_grad), t.grad is None if t.requires_grad else None)
 
 
 def _explain_guard(name: str, src: tuple, expected, now) -> str:
