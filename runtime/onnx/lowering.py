@@ -87,6 +87,8 @@ class LoweringContext:
     _const_cache: dict = field(default_factory=dict)
     _current: Optional[Node] = None
     _sym_source: dict = field(default_factory=dict)  # symbol -> (input name, axis)
+    param_names: set = field(default_factory=set)    # inputs exported as initializers (constants)
+    users: dict = field(default_factory=dict)        # value name -> number of reading nodes
 
     def __post_init__(self) -> None:
         for v in self.graph.inputs:
@@ -95,6 +97,11 @@ class LoweringContext:
                     self._sym_source[d] = (v.name, axis)
         self._used.update(v.name for v in self.graph.inputs)
         self._used.update(n.output.name for n in self.graph.nodes)
+        for n in self.graph.nodes:
+            for v in n.inputs:
+                self.users[v.name] = self.users.get(v.name, 0) + 1
+        for v in self.graph.outputs:
+            self.users[v.name] = self.users.get(v.name, 0) + 1
 
     # ------------------------------------------------------------ naming
     def fresh(self, hint: str) -> str:
@@ -246,6 +253,8 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
                                 f"{MIN_OPSET}..{MAX_OPSET} (IR version {IR_VERSION}, what onnxruntime loads)")
     param_values = dict(param_values or {})
     ctx = LoweringContext(graph, opset, fuse_mode=fuse_mode)
+    if export_params:
+        ctx.param_names = {v.name for v in graph.inputs if v.name in param_values}
     feeds = [v for v in graph.inputs if not (export_params and v.name in param_values)]
     rename_in = dict(zip([v.name for v in feeds], input_names or []))
     for v in graph.inputs:
@@ -290,7 +299,11 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
         outputs.append(value_info(want, v.type))
     # node outputs named like a requested output must not collide: rename by re-lowering is
     # overkill; Identity above handles every case because ctx.fresh never yields a reserved name
-    g = helper.make_graph(ctx.nodes + final_nodes, graph.name or "ember", inputs, outputs,
+    all_nodes = eliminate_dead_nodes(ctx.nodes + final_nodes, [o.name for o in outputs])
+    used = {i for n in all_nodes for i in n.input} | {o.name for o in outputs}
+    ctx.initializers = [t for t in ctx.initializers if t.name in used]
+    initializers = [t for t in initializers if t.name in used]  # e.g. BatchNorm's num_batches_tracked
+    g = helper.make_graph(all_nodes, graph.name or "ember", inputs, outputs,
                           initializer=ctx.initializers + initializers, doc_string=doc or None)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]
                               + [helper.make_opsetid(d, 1) for d in _function_domains(ctx)],
@@ -298,6 +311,17 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
                               functions=list(ctx.functions.values()))
     helper.set_model_props(model, {"ember.graph": graph.name})
     return model
+
+
+def eliminate_dead_nodes(nodes: list, outputs: list[str]) -> list:
+    """Drop ONNX nodes whose outputs nothing reads (e.g. an Expand whose readers broadcast by themselves)."""
+    live = set(outputs)
+    kept = []
+    for n in reversed(nodes):
+        if any(o in live for o in n.output):
+            kept.append(n)
+            live.update(i for i in n.input if i)
+    return kept[::-1]
 
 
 def _function_domains(ctx: LoweringContext) -> list[str]:

@@ -158,15 +158,45 @@ def _all_false(ctx, node, x):
     return ctx.op("ConstantOfShape", ctx.op("Shape", x), value=_tensor_attr(False, T.bool_))
 
 
-_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "pow": "Pow", "maximum": "Max", "minimum": "Min",
-           "matmul": "MatMul"}
+_BINARY = {"sub": "Sub", "pow": "Pow", "maximum": "Max", "minimum": "Min"}
+
+
+def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
+    """Operands with their explicit ``broadcast_to`` dropped where ONNX broadcasting gives the same shape.
+
+    ember makes broadcasting explicit; ONNX elementwise ops broadcast by themselves. Feeding the
+    un-expanded operand saves materializing it, and lets onnxruntime constant-fold and fuse
+    (Conv+Mul/Add for folded batch norm, MatMul+Add into Gemm). The Expand is removed as dead
+    code when nothing else reads it.
+    """
+    from ember.ir.types import ShapeError, broadcast_shapes
+    srcs = []
+    changed = False
+    for v, x in zip(node.inputs, xs):
+        p = v.producer
+        if p is not None and p.op == "broadcast_to" and p.inputs[0].name in ctx.names:
+            srcs.append((p.inputs[0], ctx.names[p.inputs[0].name]))
+            changed = True
+        else:
+            srcs.append((v, x))
+    if not changed:
+        return xs
+    try:
+        if broadcast_shapes(*[tuple(v.shape) for v, _ in srcs]) != tuple(node.output.shape):
+            return xs
+    except ShapeError:
+        return xs
+    return [x for _, x in srcs]
+
+
 _COMPARE = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
 _LOGICAL = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor"}
 
 
 def _binary_rule(op_type, out_bool=False):
     def rule(ctx, node, xs):
-        return emit(ctx, op_type, xs, node.inputs[0].dtype, out_dtype=T.bool_ if out_bool else None)
+        return emit(ctx, op_type, elide_broadcasts(ctx, node, xs), node.inputs[0].dtype,
+                    out_dtype=T.bool_ if out_bool else None)
     return rule
 
 
@@ -178,8 +208,92 @@ for _name, _op in _LOGICAL.items():
     LOWERINGS[_name] = _binary_rule(_op)
 
 
+def _static(ctx: LoweringContext, v) -> bool:
+    """Whether ``v`` depends only on parameters/buffers and constants (initializers in an export)."""
+    cache = ctx.__dict__.setdefault("_static_cache", {})
+    if v.name in cache:
+        return cache[v.name]
+    p = v.producer
+    if p is None:
+        out = v.name in ctx.param_names
+    elif p.op in ("uniform", "normal", "randint"):
+        out = False
+    else:
+        out = all(_static(ctx, x) for x in p.inputs)
+    cache[v.name] = out
+    return out
+
+
+@lowering("mul")
+def _mul(ctx, node, xs):
+    """``(x - m) * s`` with m, s parameter-only (inference batch norm) -> ``x * s + (-(m * s))``.
+
+    onnxruntime folds the constant side and fuses Mul/Add into a preceding Conv or Gemm
+    (it has no Sub fusion), so an eval-mode BatchNorm after a conv costs nothing.
+    """
+    dt = node.inputs[0].dtype
+    if ctx.param_names and dt.is_floating_point:
+        for i in (0, 1):
+            d, s_v = node.inputs[i], node.inputs[1 - i]
+            p = d.producer
+            if (p is not None and p.op == "sub" and _static(ctx, s_v) and _static(ctx, p.inputs[1])
+                    and not _static(ctx, p.inputs[0]) and ctx.users.get(d.name, 0) == 1):
+                x_v, m_v = p.inputs
+                s_name = elide_broadcasts(ctx, node, xs)[1 - i]
+                m_name = ctx.names[m_v.name]
+                if m_v.producer is not None and m_v.producer.op == "broadcast_to":
+                    m_name = ctx.names[m_v.producer.inputs[0].name]
+                scaled = emit(ctx, "Mul", [ctx.names[x_v.name], s_name], dt)  # x has the output's shape
+                shift = emit(ctx, "Neg", [emit(ctx, "Mul", [m_name, s_name], dt)], dt)
+                return emit(ctx, "Add", [scaled, shift], dt)
+    return emit(ctx, "Mul", elide_broadcasts(ctx, node, xs), dt)
+
+
+def _gemm_operands(ctx, node):
+    """(A, B, attrs) for lowering a 2-D float matmul as Gemm, folding transposes into transA/transB."""
+    a, b = node.inputs
+    if a.type.ndim != 2 or a.dtype not in (T.float32, T.float64):
+        return None
+    ins, attrs = [ctx.names[a.name], ctx.names[b.name]], {}
+    for i, (v, key) in enumerate(((a, "transA"), (b, "transB"))):
+        p = v.producer
+        if p is not None and p.op == "permute" and tuple(p.attrs["dims"]) == (1, 0):
+            ins[i] = ctx.names[p.inputs[0].name]
+            attrs[key] = 1
+    return ins, attrs
+
+
+@lowering("matmul")
+def _matmul(ctx, node, xs):
+    """MatMul; a 2-D product with a transposed operand becomes Gemm(transA/transB) (no Transpose)."""
+    g = _gemm_operands(ctx, node)
+    if g is not None and g[1]:
+        return ctx.op("Gemm", *g[0], **g[1])
+    return emit(ctx, "MatMul", xs, node.inputs[0].dtype)
+
+
+@lowering("add")
+def _add(ctx, node, xs):
+    """``matmul(a, b) + bias`` (bias broadcast along rows) -> one Gemm with C, which onnxruntime fuses
+    further with a following Relu."""
+    for i in (0, 1):
+        mm, bias = node.inputs[i], node.inputs[1 - i]
+        p = mm.producer
+        if p is None or p.op != "matmul" or ctx.users.get(mm.name, 0) != 1:
+            continue
+        g = _gemm_operands(ctx, p)
+        bp = bias.producer
+        if g is None or bp is None or bp.op != "broadcast_to":
+            continue
+        src = bp.inputs[0]
+        if len(src.shape) in (1, 2) and src.shape[-1] == mm.shape[-1] and (len(src.shape) == 1 or src.shape[0] == 1):
+            return ctx.op("Gemm", *g[0], ctx.names[src.name], **g[1])
+    return emit(ctx, "Add", elide_broadcasts(ctx, node, xs), node.inputs[0].dtype)
+
+
 @lowering("ne")
 def _ne(ctx, node, xs):
+    xs = elide_broadcasts(ctx, node, xs)
     return ctx.op("Not", emit(ctx, "Equal", xs, node.inputs[0].dtype, out_dtype=T.bool_))
 
 
@@ -187,7 +301,7 @@ def _ne(ctx, node, xs):
 def _div(ctx, node, xs):
     dt = node.inputs[0].dtype
     if dt.is_floating_point:
-        return emit(ctx, "Div", xs, dt)
+        return emit(ctx, "Div", elide_broadcasts(ctx, node, xs), dt)
     # numpy's true_divide of integers is float64; the type rule keeps the operand dtype,
     # so match the kernel: divide in float64 and cast back (truncates toward zero)
     a, b = (ctx.cast(x, T.float64) for x in xs)
@@ -225,6 +339,7 @@ def _floor_divide(ctx, node, xs):
 
 @lowering("where")
 def _where(ctx, node, xs):
+    xs = elide_broadcasts(ctx, node, xs)
     dt = node.inputs[1].dtype
     c = compute_dtype("Where", dt)
     if c is dt:

@@ -1,0 +1,219 @@
+"""ONNX benchmarks: inference and compiled training, ember+ONNX Runtime vs PyTorch.
+
+Inference (MLP 784-512-256-10 and the digits CNN): batch-1 latency and batch-256
+throughput of
+  - ember's exported model in ONNX Runtime,
+  - PyTorch eager (same weights),
+  - ONNX Runtime on the model ``torch.onnx.export`` produces (when it works offline).
+Training step (MLP at batch 64 and 512, CNN at batch 64; SGD with momentum):
+  - ``ember.compile(step, backend="onnxruntime")``, PyTorch eager, ``torch.compile``.
+
+Run: ``python benchmarks/bench_onnx.py [--quick] [--threads N]``. Prints a table and
+the ratios vs PyTorch eager.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+
+def timeit(fn, *, warmup: int, reps: int) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ------------------------------------------------------------------ models (same architecture in both)
+def ember_models():
+    import ember.nn as nn
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+    return {"mlp": mlp, "cnn": cnn}
+
+
+def torch_models(torch):
+    nn = torch.nn
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+    return {"mlp": mlp, "cnn": cnn}
+
+
+def copy_weights(src, dst, torch) -> None:
+    """ember module -> torch module with the same parameter/buffer names."""
+    state = {k: torch.from_numpy(np.array(v.detach().numpy())) for k, v in src.state_dict().items()}
+    dst.load_state_dict(state, strict=False)
+
+
+def input_shape(kind: str, batch: int) -> tuple:
+    return (batch, 784) if kind == "mlp" else (batch, 1, 8, 8)
+
+
+def ort_session(model_bytes: bytes, threads: int):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+# ------------------------------------------------------------------ inference
+def bench_inference(kind, em, tm, torch, threads, quick) -> list[tuple]:
+    import ember
+    rows = []
+    em.eval()
+    tm.eval()
+    buf = io.BytesIO()
+    ember.onnx.export(em, (ember.randn(*input_shape(kind, 2)),), buf, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    ember_sess = ort_session(buf.getvalue(), threads)
+    torch_sess, torch_note = None, ""
+    try:
+        tbuf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(tm, (torch.randn(*input_shape(kind, 2)),), tbuf, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+        torch_sess = ort_session(tbuf.getvalue(), threads)
+    except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
+        torch_note = f"torch.onnx.export failed: {type(exc).__name__}: {str(exc)[:120]}"
+    reps = 50 if quick else 300
+    for batch in (1, 256):
+        x = np.random.default_rng(0).standard_normal(input_shape(kind, batch)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        r = reps if batch == 1 else max(reps // 10, 10)
+        t_ember = timeit(lambda: ember_sess.run(None, {"x": x}), warmup=5, reps=r)
+        with torch.no_grad():
+            t_torch = timeit(lambda: tm(xt), warmup=5, reps=r)
+        t_tort = timeit(lambda: torch_sess.run(None, {"x": x}), warmup=5, reps=r) if torch_sess else float("nan")
+        # same numbers from both exports
+        if torch_sess is not None:
+            a = ember_sess.run(None, {"x": x})[0]
+            b = torch_sess.run(None, {"x": x})[0]
+            assert np.allclose(a, b, rtol=1e-3, atol=1e-4), "ember and torch exports disagree"
+        metric = "latency ms" if batch == 1 else "samples/s"
+
+        def fmt(t):
+            return t * 1e3 if batch == 1 else batch / t
+        rows.append((f"{kind} infer b{batch}", metric, fmt(t_ember), fmt(t_torch), fmt(t_tort), t_torch / t_ember,
+                     t_tort / t_ember if torch_sess else float("nan")))
+    return rows, torch_note
+
+
+# ------------------------------------------------------------------ training
+def bench_training(kind, batch, torch, threads, quick) -> tuple:
+    import ember
+    import ember.nn as enn
+    import ember.optim as eoptim
+    ember.manual_seed(0)
+    em = ember_models()[kind]
+    tm = torch_models(torch)[kind]
+    copy_weights(em, tm, torch)
+    em.train()
+    tm.train()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(input_shape(kind, batch)).astype(np.float32)
+    y = rng.integers(0, 10, size=(batch,))
+    ex, ey = ember.from_numpy(x), ember.from_numpy(y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    eopt = eoptim.SGD(em.parameters(), lr=0.01, momentum=0.9)
+
+    def estep(x, y):
+        eopt.zero_grad()
+        loss = enn.functional.cross_entropy(em(x), y)
+        loss.backward()
+        eopt.step()
+        return loss
+
+    compiled = ember.compile(estep, backend="onnxruntime", options={"threads": threads})
+    reps = 10 if quick else 40
+    t_ember = timeit(lambda: compiled(ex, ey), warmup=3, reps=reps)
+    topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+
+    def tstep():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tm(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    t_torch = timeit(tstep, warmup=3, reps=reps)
+    t_tc, note = float("nan"), ""
+    try:
+        cstep = torch.compile(tstep)
+        t0 = time.perf_counter()
+        cstep()
+        if time.perf_counter() - t0 > 300:
+            raise RuntimeError("compile took too long")
+        t_tc = timeit(cstep, warmup=2, reps=reps)
+    except Exception as exc:  # noqa: BLE001
+        note = f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return (f"{kind} train b{batch}", "ms/step", t_ember * 1e3, t_torch * 1e3, t_tc * 1e3, t_torch / t_ember,
+            t_tc / t_ember), note
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--skip-training", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: nothing to compare with")
+        return 0
+    torch.set_num_threads(a.threads)
+    os.environ.setdefault("EMBER_ORT_THREADS", str(a.threads))
+    import ember
+    ember.manual_seed(0)
+    ems = ember_models()
+    tms = torch_models(torch)
+    rows, notes = [], []
+    for kind in ("mlp", "cnn"):
+        copy_weights(ems[kind], tms[kind], torch)
+        r, note = bench_inference(kind, ems[kind], tms[kind], torch, a.threads, a.quick)
+        rows += r
+        if note:
+            notes.append(note)
+    header3 = "torch->ORT"
+    if not a.skip_training:
+        for kind, batch in (("mlp", 64), ("mlp", 512), ("cnn", 64)):
+            row, note = bench_training(kind, batch, torch, a.threads, a.quick)
+            rows.append(row)
+            if note:
+                notes.append(note)
+    print(f"threads: {a.threads}; ember+ORT = ember's model in ONNX Runtime; third column: {header3} "
+          "(inference) / torch.compile (training)")
+    print(f"{'case':18} {'metric':11} {'ember+ORT':>11} {'torch eager':>12} {'3rd':>11} "
+          f"{'vs eager':>9} {'vs 3rd':>8}")
+    for name, metric, e, t, third, r1, r2 in rows:
+        print(f"{name:18} {metric:11} {e:11.3f} {t:12.3f} {third:11.3f} {r1:8.2f}x {r2:7.2f}x")
+    print("(ratios: how many times faster ember+ORT is; latency/ms rows compare times, samples/s rows "
+          "compare the same times inverted)")
+    for n in notes:
+        print("note:", n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
