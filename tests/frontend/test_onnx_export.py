@@ -115,3 +115,24 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
     x = np.random.randn(2, 8).astype(np.float32)
     (got,) = _run(str(path), {"x": x})
     np.testing.assert_allclose(got, m(ember.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_exported_linear_layers_are_single_gemms_without_expand():
+    res = ember.onnx.export(_mlp(), (ember.randn(2, 8),), None, input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    ops = [n.op_type for n in res.model.graph.node]
+    assert ops.count("Gemm") == 2 and "Expand" not in ops and "Transpose" not in ops
+
+
+def test_eval_batchnorm_folds_into_conv_in_onnxruntime(tmp_path):
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    m.train()
+    m(ember.randn(8, 1, 6, 6))  # non-trivial running statistics
+    m.eval()
+    path = tmp_path / "cbr.onnx"
+    ember.onnx.export(m, (ember.randn(2, 1, 6, 6),), str(path), input_names=["x"], verify=True)
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert not {"Sub", "Mul", "Add", "Div", "Sqrt"} & set(ops), ops
