@@ -130,7 +130,10 @@ class CompiledFunction:
         cap = entry.capture
         arrays, named = cap.gather(leaves)
         outs = entry.compiled(arrays)
-        return cap.finish(outs, leaves, named)
+        result = cap.finish(outs, leaves, named)
+        if self._train_step is not None:
+            self._train_step.after_call()
+        return result
 
     def _lookup(self, entries, leaves) -> tuple[Optional[_Entry], Optional[str]]:
         failed = None

@@ -32,6 +32,9 @@ Design choices (and why):
   (``0.weight``), optimizer state as ``opt.<param>.<key>`` before the program runs,
   so reads of state that is later updated in place are graph inputs, never frozen
   constants.
+- **GradScaler**: while capturing, a scaler the step reaches is replaced by its tensor
+  form (``_scaler_trace``): the overflow skip becomes ``where(found_inf, old, new)``
+  on parameters and optimizer state, the scale update a ``where`` too.
 - **passes**: the captured graph runs through ``ember.passes.DEFAULT_PIPELINE``
   (simplify, fold, cse, dce, fuse) before the backend compiles it
   (``options={"passes": ...}`` overrides; ``()`` disables).
@@ -117,12 +120,16 @@ class TrainStep:
                     if key in group and isinstance(group[key], (int, float)) and not isinstance(group[key], bool):
                         self.lr_tensors.append((group, key, _wrap(np.asarray(float(group[key]), np.float64))))
         self.hyper = _hyper_snapshot(optimizers)
+        from ._scaler_trace import TracedScaler, is_grad_scaler
+        self.scalers = [TracedScaler(o, optimizers) for _, o in _reachable_objects(compiled.fn) if is_grad_scaler(o)]
 
     # ------------------------------------------------------------ per call
     def before_call(self) -> bool:
         """Refresh fed values; True when this call must run eagerly (state warm-up)."""
         for group, key, t in self.lr_tensors:
             t._data = np.asarray(float(group[key]), np.float64)
+        for sc in self.scalers:
+            sc.before_call()
         snap = _hyper_snapshot(self.optimizers)
         if snap != self.hyper:
             self.hyper = snap
@@ -137,6 +144,11 @@ class TrainStep:
             self.compiled.stats["eager_warmup"] = 1
             return True
         return False
+
+    def after_call(self) -> None:
+        """Sync Python-side state (GradScaler's scale and tracker) from the tensors the graph updated."""
+        for sc in self.scalers:
+            sc.after_call()
 
     # ------------------------------------------------------------ capture
     def _param_names(self) -> dict[int, str]:
@@ -164,6 +176,8 @@ class TrainStep:
                     for key, v in opt.state.get(p, {}).items():
                         if isinstance(v, Tensor) and v._value is None:
                             tracer.bind(v, f"{prefix}.{pname}.{key}", ROLE_STATE)
+        for k, sc in enumerate(self.scalers):
+            undo.append(("scaler", sc.install(tracer, "scaler" if len(self.scalers) == 1 else f"scaler{k}")))
         for k, (group, key, t) in enumerate(self.lr_tensors):
             tracer.bind(t, key if len(self.lr_tensors) == 1 else f"{key}{k}", ROLE_INPUT)
             undo.append((group, key, group[key]))
@@ -183,8 +197,13 @@ class TrainStep:
             try:
                 return fn(*args, **kwargs)
             finally:
-                for group, key, value in undo:
-                    group[key] = value
+                from ._scaler_trace import restore
+                for item in undo:
+                    if item[0] == "scaler":
+                        restore(item[1])
+                    else:
+                        group, key, value = item
+                        group[key] = value
         try:
             traced_step.__signature__ = inspect.signature(fn)
         except (TypeError, ValueError):

@@ -168,3 +168,43 @@ def test_dropout_trains_equivalently():
     # both learn: the loss falls by a similar amount
     assert comp[-10:].mean() < comp[:5].mean() * 0.8
     assert abs(comp[-10:].mean() - eager[-10:].mean()) < 0.25 * eager[:5].mean()
+
+
+def _train_scaled(compiled, inf_at=(5, 11), steps=STEPS):
+    ember.manual_seed(0)
+    model = _mlp()
+    opt = ember.optim.Adam(model.parameters(), lr=1e-2)
+    scaler = ember.amp.GradScaler(init_scale=2.0 ** 10, growth_interval=3)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = _data("mlp")
+    bad = x.clone()
+    bad[0, 0] = float("inf")
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        return loss
+
+    fn = ember.compile(step) if compiled else step
+    scales = []
+    for i in range(steps):
+        fn(bad if i in inf_at else x, y)
+        scales.append(scaler.get_scale())
+    return model, opt, scales, fn
+
+
+def test_grad_scaler_skips_and_rescales_like_eager():
+    m_e, o_e, s_e, _ = _train_scaled(False)
+    m_c, o_c, s_c, fn = _train_scaled(True)
+    assert s_c == s_e
+    assert s_e[5] == s_e[4] / 2 and s_e[2] == 2 * s_e[1]  # backed off at the overflow, grew every 3 clean steps
+    for (n, pe), (_, pc) in zip(m_e.named_parameters(), m_c.named_parameters()):
+        np.testing.assert_allclose(pc.detach().numpy(), pe.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
+    for (k, a), (_, b) in zip(_state_arrays(o_e), _state_arrays(o_c)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=k)
+    assert fn.stats["compiles"] == 1, fn.stats
