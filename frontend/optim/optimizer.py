@@ -192,6 +192,8 @@ class Optimizer:
         new_groups = []
         for group, saved in zip(groups, saved_groups):
             saved["params"] = group["params"]
+            for key, value in group.items():  # keys an older (or torch-written) state dict lacks
+                saved.setdefault(key, value)
             new_groups.append(saved)
         self.state = state
         self.param_groups = new_groups

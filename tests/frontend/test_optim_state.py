@@ -161,3 +161,16 @@ def test_scheduler_state_dict_roundtrip():
     sched2 = optim.lr_scheduler.StepLR(opt2, step_size=2, gamma=0.5)
     sched2.load_state_dict(sd)
     assert sched2.last_epoch == 3 and sched2.get_last_lr() == [0.5]
+
+
+def test_load_state_dict_fills_keys_an_older_state_dict_lacks():
+    params, x, y = _problem()
+    opt = optim.Adam(params, lr=0.01)
+    _step(opt, params, x, y)
+    sd = copy.deepcopy(opt.state_dict())
+    for key in ("maximize", "amsgrad", "foreach"):
+        del sd["param_groups"][0][key]
+    opt2 = optim.Adam(params, lr=0.01, amsgrad=False)
+    opt2.load_state_dict(sd)
+    assert opt2.param_groups[0]["maximize"] is False and opt2.param_groups[0]["amsgrad"] is False
+    _step(opt2, params, x, y)
