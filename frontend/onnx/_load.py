@@ -22,10 +22,16 @@ from ember.runtime.onnx.importer import OnnxImportError, import_model
 _SYM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _attr_name(name: str) -> str:
-    """A parameter name usable as a Module attribute ("fc1.weight" -> "fc1_weight")."""
+_PART = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _attr_path(name: str) -> list[str]:
+    """Module path of an initializer: "fc1.weight" -> ["fc1", "weight"]; odd names are sanitized."""
+    parts = name.split(".")
+    if all(_PART.match(p) for p in parts) and not parts[-1][0].isdigit():
+        return parts
     s = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return s if s and not s[0].isdigit() else f"p_{s}"
+    return [s if s and not s[0].isdigit() else f"p_{s}"]
 
 
 def _resolve(value: Any, env: dict) -> Any:
@@ -59,14 +65,25 @@ def _make_module_class():
             super().__init__()
             import ember
             self.graph = graph
-            self._param_attr: dict[str, str] = {}
+            self._param_attr: dict[str, str] = {}  # graph input name -> dotted parameter name
+            taken: set = set()
             for v in graph.inputs:
-                if v.name in params:
-                    attr = _attr_name(v.name)
-                    while attr in self._param_attr.values():
-                        attr += "_"
-                    self._param_attr[v.name] = attr
-                    self.register_parameter(attr, Parameter(ember.from_numpy(np.array(params[v.name]))))
+                if v.name not in params:
+                    continue
+                path = _attr_path(v.name)
+                while ".".join(path) in taken:
+                    path[-1] += "_"
+                owner = self
+                for part in path[:-1]:  # "fc1.weight" lives on a submodule fc1, so names survive re-export
+                    child = owner._modules.get(part) if hasattr(owner, "_modules") else None
+                    if child is None:
+                        child = Module()
+                        owner.add_module(part, child)
+                    owner = child
+                owner.register_parameter(path[-1], Parameter(ember.from_numpy(np.array(params[v.name]))))
+                dotted = ".".join(path)
+                taken.add(dotted)
+                self._param_attr[v.name] = dotted
             self.input_names = [v.name for v in graph.inputs if graph.input_roles.get(v.name) == ROLE_INPUT]
             self.output_names = list(graph.meta.get("onnx_output_names", [v.name for v in graph.outputs]))
 
@@ -78,14 +95,15 @@ def _make_module_class():
             env: dict = {}
             sizes: dict = {}
             feeds = iter(inputs)
+            named = dict(self.named_parameters())
             for v in self.graph.inputs:
                 if v.name in self._param_attr:
-                    env[v.name] = getattr(self, self._param_attr[v.name])
+                    env[v.name] = named[self._param_attr[v.name]]
                     continue
                 t = next(feeds)
                 if not isinstance(t, ember.Tensor):
                     t = ember.as_tensor(t)
-                if tuple(d for d in t.shape if True).__len__() != len(v.shape):
+                if len(t.shape) != len(v.shape):
                     raise ValueError(f"input {v.name!r} expects rank {len(v.shape)} ({v.type}), got shape "
                                      f"{list(t.shape)}")
                 for d, n in zip(v.shape, t.shape):
