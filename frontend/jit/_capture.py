@@ -10,6 +10,7 @@ form of the graph on the current tensors and performs the write-backs.
 from __future__ import annotations
 
 import inspect
+import os
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -482,6 +483,9 @@ def capture(fn: Callable, args: tuple, kwargs: Optional[dict] = None, *, module:
     if writeback:
         graph.meta["writeback"] = writeback
     eliminate_dead_code(graph)
+    if os.environ.get("EMBER_CHECK_IR"):  # debugging aid: verify + round-trip every captured graph
+        from ember.ir.testing import assert_roundtrip
+        assert_roundtrip(graph)
     cap = Capture(graph, sources, module, lifted)
     cap.__dict__["_example_leaves"] = leaves
     return cap
