@@ -19,6 +19,7 @@ from .fold import fold
 from .simplify import simplify
 from .fusion import fuse, unfuse
 from .partition import Partition, partition
+from .autocast import autocast
 
 # the pipeline ember.compile applies to a captured graph (autodiff, if any, runs before it)
 DEFAULT_PIPELINE = ("simplify", "fold", "cse", "dce", "fuse")
@@ -32,5 +33,6 @@ def optimize(graph, pipeline=DEFAULT_PIPELINE, **kw):
 __all__ = [
     "PASSES", "Pass", "PipelineResult", "cli_run_passes", "count_nodes", "describe_passes", "get_pass",
     "load_dump", "register_pass", "rerun_pass", "run_pipeline", "AutodiffError", "autodiff", "grad_graph",
-    "cse", "dce", "fold", "simplify", "fuse", "unfuse", "Partition", "partition", "DEFAULT_PIPELINE", "optimize",
+    "cse", "dce", "fold", "simplify", "fuse", "unfuse", "Partition", "partition", "autocast",
+    "DEFAULT_PIPELINE", "optimize",
 ]
