@@ -38,8 +38,10 @@ from ember.ir.types import ShapeError, TensorType
 from .. import _state
 from .._tensor import Tensor
 from ..autograd.engine import record
+from ..autograd.engine import run_backward as _run_backward
 from .errors import TraceError
 
+_RUN_BACKWARD_CODE = _run_backward.__code__
 RANDOM_OPS = frozenset({"uniform", "normal", "randint"})
 # view-producing movement ops whose writes can be propagated back to their base
 _VIEW_OPS = frozenset({"reshape", "permute", "slice", "broadcast_to"})
@@ -89,6 +91,7 @@ class Tracer:
         self.module_stack: list[str] = []
         self.free_names: dict[int, str] = {}  # id(tensor) -> a name the user gave it (closure / global)
         self._dirs = _ember_dirs()
+        self.tape_modules: dict[int, str] = {}  # id(tape node) -> module of the forward op
         self._lifted = 0
 
     # ------------------------------------------------------------ binding
@@ -139,15 +142,30 @@ class Tracer:
         return ""
 
     def provenance(self) -> Provenance:
-        loc = self.where()
+        module = self.module_stack[-1] if self.module_stack else ""
+        loc = ""
+        f = sys._getframe(1)
+        while f is not None:
+            code = f.f_code
+            path = code.co_filename
+            if code is _RUN_BACKWARD_CODE:
+                # a gradient rule is running: label its nodes with the forward op's module
+                fwd = self.tape_modules.get(id(f.f_locals.get("node")), "")
+                module = f"backward of {fwd}" if fwd else "backward"
+            elif not (os.path.abspath(path).startswith(self._dirs) or "importlib" in path
+                      or path.startswith("<frozen")):
+                loc = f"{_short(path)}:{f.f_lineno}"
+                break
+            f = f.f_back
         file, _, line = loc.rpartition(":")
-        return Provenance(self.module_stack[-1] if self.module_stack else "", file, int(line) if line else 0)
+        return Provenance(module, file, int(line) if line else 0)
 
     # ------------------------------------------------------------ dispatch protocol
     def apply(self, prim, inputs: tuple, attrs: dict) -> Tensor:
         vals = [self.value_of(x) for x in inputs]
+        prov = self.provenance()
         try:
-            out = self.graph.add_node(prim.name, vals, attrs, provenance=self.provenance())
+            out = self.graph.add_node(prim.name, vals, attrs, provenance=prov)
         except ShapeError as err:
             operands = ", ".join(fmt_type(v.type) for v in vals)
             raise RuntimeError(f"{err}\n  operands: {operands}\n  at {self.where()}") from None
@@ -158,6 +176,9 @@ class Tracer:
             for x in inputs:
                 if x.requires_grad:
                     record(prim, inputs, attrs, t)
+                    if not prov.module.startswith("backward"):  # name the forward op for its gradient
+                        self.tape_modules[id(t._node)] = prov.module or (
+                            f"{prov.file}:{prov.line}" if prov.file else "")
                     break
         if prim.name in _VIEW_OPS and len(inputs) == 1:
             self._note_view(t, inputs[0], prim.name, attrs)

@@ -163,3 +163,18 @@ def test_leaf_requiring_grad_inplace_is_refused_like_eager():
         w.add_(1)
     with pytest.raises(RuntimeError, match="leaf Variable"):
         ember.jit.trace(lambda x: w.add_(x), ember.ones(3))
+
+
+def test_backward_nodes_are_labelled_with_their_forward_module():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+
+    def f(x):
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+
+    g = ember.jit.trace(f, ember.randn(2, 3)).graph
+    mods = [n.provenance.module for n in g.nodes]
+    assert "model.0 (Linear)" in mods and "backward of model.0 (Linear)" in mods
+    assert "backward of model.2 (Linear)" in mods
+    assert_roundtrip(g)
