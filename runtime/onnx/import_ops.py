@@ -892,6 +892,18 @@ def _reducer(kind):
         x = ctx.value(node.input[0])
         keep = bool(int(ctx.attr("keepdims", 1)))
         dims = _reduce_axes(ctx, node, x.type.ndim)
+        if dims and any(x.shape[d] == 0 for d in dims) and kind in ("Max", "Min", "LogSumExp"):
+            # an empty reduction gives the identity: -inf for max/logsumexp, +inf for min
+            out_shape = tuple(1 if i in dims else d for i, d in enumerate(x.shape)) if keep else \
+                tuple(d for i, d in enumerate(x.shape) if i not in dims)
+            if x.dtype.is_floating_point:
+                value = float("inf") if kind == "Min" else float("-inf")
+            elif x.dtype is T.bool_:
+                value = kind == "Min"
+            else:
+                info = np.iinfo(x.dtype.np)
+                value = int(info.max if kind == "Min" else info.min)
+            return [_full(value, x.dtype, out_shape)]
         if not dims:
             return [x if kind not in ("L1", "L2", "SumSquare", "LogSumExp") else _elementwise_noop(kind, x)]
         if kind == "Sum":
@@ -963,6 +975,13 @@ converter("ArgMin")(_arg(P.argmin))
 
 
 # ------------------------------------------------------------------ nn
+def _check_pool_pads(ctx, padding, kernel, dilations=(1, 1)):
+    for (lo, hi), k, d in zip(padding, kernel, dilations):
+        if max(lo, hi) > ((k - 1) * d + 1) // 2:
+            raise OnnxImportError(ctx.where(f"padding {max(lo, hi)} larger than half the kernel ({k}) is not "
+                                            "supported (PyTorch's pooling rule)"))
+
+
 def _spatial_attrs(ctx, x: Value, kernel):
     if x.type.ndim != 4:
         raise OnnxImportError(ctx.where(f"{x.type.ndim - 2}-D convolution/pooling is not supported (2-D NCHW only)"))
@@ -1028,6 +1047,7 @@ def _max_pool(ctx, node):
         raise OnnxImportError(ctx.where("MaxPool's Indices output is not supported"))
     k = tuple(int(v) for v in ctx.attr("kernel_shape"))
     strides, padding, dilations = _spatial_attrs(ctx, x, k)
+    _check_pool_pads(ctx, padding, k, dilations)
     if int(ctx.attr("storage_order", 0)):
         raise OnnxImportError(ctx.where("storage_order=1 is not supported"))
     return [P.nn.max_pool2d(x, kernel_size=k, stride=strides, padding=padding, dilation=dilations,
@@ -1041,6 +1061,7 @@ def _avg_pool(ctx, node):
     strides, padding, dilations = _spatial_attrs(ctx, x, k)
     if dilations != (1, 1):
         raise OnnxImportError(ctx.where("dilated AveragePool is not supported"))
+    _check_pool_pads(ctx, padding, k)
     return [P.nn.avg_pool2d(x, kernel_size=k, stride=strides, padding=padding,
                             ceil_mode=bool(int(ctx.attr("ceil_mode", 0))),
                             count_include_pad=bool(int(ctx.attr("count_include_pad", 0))), divisor_override=0)]

@@ -143,8 +143,8 @@ class ImportContext:
             raise NeedsStaticInput(name, self.where(f"{what} comes from graph input {name!r}; ember needs it known "
                                                     "at import time (pass static_inputs={...})"))
         if name in self.values:
-            raise OnnxImportError(self.where(f"{what} ({name!r}) is computed at run time; ember needs it known at "
-                                             "import time"))
+            raise OnnxImportError(self.where(f"{what} ({name!r}) is computed at run time: data-dependent shapes "
+                                             "are not supported (ember needs them known at import time)"))
         raise OnnxImportError(self.where(f"input {name!r} is not produced by any node, initializer or graph input"))
 
     def attr(self, name: str, default: Any = None) -> Any:

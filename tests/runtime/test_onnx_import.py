@@ -14,15 +14,13 @@ from ember.runtime.onnx.importer import CONVERTERS, OnnxImportError, evaluate, i
 
 # operators whose converter covers only part of ONNX's node tests, and why
 PARTIAL = {
-    "MaxPool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule); Indices output",
+    "MaxPool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule); the Indices output",
     "AveragePool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule)",
-    "Conv": "1-D/3-D convolution", "ConvTranspose": "1-D/3-D, output_shape",
-    "ReduceMax": "empty reductions (the numpy kernel has no identity for max)",
-    "ReduceMin": "empty reductions", "ReduceLogSumExp": "empty reductions",
-    "Cast": "float8/int4/string types; float->bfloat16 rounding of the test data",
-    "CastLike": "float8/int4/string types; float->bfloat16 rounding of the test data",
-    "Pad": "reflect/edge/wrap modes", "Split": "split given as a run-time input",
-    "ScatterElements": "min/max/mul reductions", "Scatter": "deprecated",
+    "ConvTranspose": "1-D/3-D transposed convolution, output_shape",
+    "Cast": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
+    "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
+    "Pad": "reflect/edge/wrap modes",
+    "ScatterElements": "min/max/mul reductions",
     "Dropout": "training mode (random masks)",
 }
 CLAIMED = sorted(set(CONVERTERS) - set(PARTIAL))
