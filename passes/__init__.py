@@ -21,6 +21,7 @@ from .fusion import fuse, unfuse
 from .partition import Partition, partition
 from .autocast import autocast
 from .remat import peak_bytes, remat
+from .conv_bn import fold_conv_bn
 
 # the pipeline ember.compile applies to a captured graph (autodiff, if any, runs before it)
 DEFAULT_PIPELINE = ("simplify", "fold", "cse", "dce", "fuse")
@@ -35,5 +36,5 @@ __all__ = [
     "PASSES", "Pass", "PipelineResult", "cli_run_passes", "count_nodes", "describe_passes", "get_pass",
     "load_dump", "register_pass", "rerun_pass", "run_pipeline", "AutodiffError", "autodiff", "grad_graph",
     "cse", "dce", "fold", "simplify", "fuse", "unfuse", "Partition", "partition", "autocast",
-    "DEFAULT_PIPELINE", "optimize", "peak_bytes", "remat",
+    "DEFAULT_PIPELINE", "optimize", "peak_bytes", "remat", "fold_conv_bn",
 ]

@@ -50,3 +50,39 @@ def test_autocast_rejects_other_dtypes():
     g = ember.jit.trace(nn.Linear(3, 3), (ember.randn(2, 3),)).graph
     with pytest.raises(ValueError, match="bfloat16 or float16"):
         autocast(g, dtype="float64")
+
+
+def _conv_bn_net():
+    ember.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 4, 3, groups=2, bias=False), nn.BatchNorm2d(4))
+    with ember.no_grad():  # non-trivial running statistics and affine parameters
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(ember.randn(m.num_features) * 0.3)
+                m.running_var.copy_(ember.rand(m.num_features) + 0.5)
+                m.weight.copy_(ember.randn(m.num_features))
+                m.bias.copy_(ember.randn(m.num_features))
+    return net
+
+
+def test_conv_batchnorm_folding_in_eval_mode():
+    from ember.passes import fold_conv_bn
+    net = _conv_bn_net().eval()
+    x = ember.randn(2, 3, 7, 7)
+    traced = ember.jit.trace(net, (x,))
+    g = traced.graph
+    f = dce(fold_conv_bn(g))
+    big = lambda graph: sum(1 for n in graph.nodes if n.op in ("add", "sub", "mul", "div")  # noqa: E731
+                            and n.output.type.shape[-1] in (7, 5))
+    assert big(f) == 2 and big(g) > 2  # one bias add per conv is all that stays activation-sized
+    assert sum(n.op == "conv2d" for n in f.nodes) == 2
+    feeds = traced._capture.gather([x])[0]
+    np.testing.assert_allclose(Interpreter(f)(feeds)[0], net(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_training_mode_batchnorm_is_not_folded():
+    from ember.passes import fold_conv_bn
+    net = _conv_bn_net().train()
+    g = ember.jit.trace(net, (ember.randn(2, 3, 7, 7),)).graph
+    assert [n.op for n in fold_conv_bn(g).nodes] == [n.op for n in g.nodes]
