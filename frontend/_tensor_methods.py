@@ -138,8 +138,39 @@ def _dtype_of(np_dtype):
 F._dtype_of = _dtype_of
 
 
+_INPLACE_UFUNCS = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide,
+                   "__iadd__": np.add, "__isub__": np.subtract, "__imul__": np.multiply,
+                   "__itruediv__": np.true_divide}
+
+
+def _ufunc_into(x: Tensor, other, ufunc) -> bool:
+    """No-grad eager fast path of ``x.add_(y)`` & co. on float tensors: the ufunc writes straight
+    into x's buffer (no temporary, no copy); values are identical to the functional kernel path.
+    Returns False when the general path is needed (other dtypes, broadcasting, views that can't be
+    written, traced tensors)."""
+    xd = x._data
+    if xd is None or x._value is not None or xd.dtype.kind != "f" or not xd.flags.writeable:
+        return False
+    if isinstance(other, Tensor):
+        od = other._data
+        if od is None or other._value is not None or od.dtype is not xd.dtype or (od.shape != xd.shape and od.ndim):
+            return False
+    elif type(other) is float or type(other) is int:
+        od = other  # numpy rounds the Python number to x's dtype (NEP 50), as the kernel path's const does
+    else:
+        return False
+    ufunc(xd, od, out=xd)
+    x._version[0] += 1
+    return True
+
+
 def _binary_inplace(fn, name):
+    ufunc = _INPLACE_UFUNCS.get(name)
+
     def method(self, other, *args, **kwargs):
+        if (ufunc is not None and not _state.grad_enabled and _state.tracer is None and not args and not kwargs
+                and _ufunc_into(self, other, ufunc)):
+            return self
         return inplace(self, lambda x: fn(x, other, *args, **kwargs), name)
     method.__name__ = name
     return method

@@ -46,5 +46,5 @@ class Adagrad(Optimizer):
             clr = lr / (1 + (step - 1) * lr_decay)
             state_sum = state["sum"]
             state_sum.add_(grad * grad)
-            std = state_sum.sqrt() + eps
-            p.sub_((grad / std) * clr)
+            std = state_sum.sqrt().add_(eps)
+            p.sub_((grad / std).mul_(clr))

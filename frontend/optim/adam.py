@@ -55,8 +55,11 @@ class Adam(Optimizer):
                     p.mul_(1 - lr * weight_decay)
                 else:
                     grad = grad + scaled(p, weight_decay)
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.lerp_(grad * grad, 1 - beta2)
+            # in-place on state and on fresh temporaries: few full-size allocations (each costs a pass
+            # over memory and, for large tensors, page faults)
+            exp_avg.mul_(beta1).add_(grad * (1 - beta1))
+            sq = grad * grad
+            exp_avg_sq.mul_(beta2).add_(sq.mul_(1 - beta2))
             step = _get_value(step_t)
             bias_correction1 = 1 - beta1 ** step
             bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
@@ -66,10 +69,9 @@ class Adam(Optimizer):
                 second = max_sq
             else:
                 second = exp_avg_sq
-            # PyTorch's  p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), with the scalars folded so the
-            # full-size temporaries are few (each costs an allocation and a pass over memory)
-            denom = second.sqrt() + eps * bias_correction2_sqrt
-            p.sub_((exp_avg / denom) * (lr * bias_correction2_sqrt / bias_correction1))
+            # PyTorch's  p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)  with the scalars folded
+            denom = second.sqrt().add_(eps * bias_correction2_sqrt)
+            p.sub_((exp_avg / denom).mul_(lr * bias_correction2_sqrt / bias_correction1))
 
 
 class AdamW(Adam):

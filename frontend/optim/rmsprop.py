@@ -43,16 +43,16 @@ class RMSprop(Optimizer):
             if nonzero(weight_decay):
                 grad = grad + scaled(p, weight_decay)
             square_avg = state["square_avg"]
-            square_avg.lerp_(grad * grad, 1 - alpha)
+            square_avg.mul_(alpha).add_((grad * grad).mul_(1 - alpha))
             if centered:
                 grad_avg = state["grad_avg"]
                 grad_avg.lerp_(grad, 1 - alpha)
-                avg = (square_avg - grad_avg * grad_avg).sqrt_() + eps
+                avg = (square_avg - grad_avg * grad_avg).sqrt_().add_(eps)
             else:
-                avg = square_avg.sqrt() + eps
+                avg = square_avg.sqrt().add_(eps)
             if momentum > 0:
                 buf = state["momentum_buffer"]
                 buf.mul_(momentum).add_(grad / avg)
                 p.sub_(scaled(buf, lr))
             else:
-                p.sub_((grad / avg) * lr)
+                p.sub_((grad / avg).mul_(lr))

@@ -174,3 +174,31 @@ def test_load_state_dict_fills_keys_an_older_state_dict_lacks():
     opt2.load_state_dict(sd)
     assert opt2.param_groups[0]["maximize"] is False and opt2.param_groups[0]["amsgrad"] is False
     _step(opt2, params, x, y)
+
+
+def test_no_grad_inplace_fast_path_matches_functional_results():
+    """Optimizers lean on x.add_/sub_/mul_/div_ under no_grad writing straight into x's buffer."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
+    for name, fn in (("add_", np.add), ("sub_", np.subtract), ("mul_", np.multiply), ("div_", np.divide)):
+        for other in (ember.tensor(b), 0.3, 2, ember.tensor(np.float32(1.5))):
+            x = ember.tensor(a)
+            buf, version = x._data, x._version[0]
+            with ember.no_grad():
+                out = getattr(x, name)(other)
+            ref = fn(a, other.numpy() if isinstance(other, ember.Tensor) else np.float32(other))
+            assert out is x and x._data is buf and x._version[0] == version + 1
+            np.testing.assert_array_equal(x.numpy(), ref.astype(np.float32))
+    # views write through to their base; ints and broadcasting take the general path
+    base = ember.zeros(2, 3)
+    with ember.no_grad():
+        base[0].add_(1.0)
+        ints = ember.tensor([1, 2])
+        ints.mul_(3)
+        row = ember.ones(2, 3)
+        row.add_(ember.tensor([1.0, 2.0, 3.0]))
+    assert base.tolist() == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    assert ints.tolist() == [3, 6] and row.tolist() == [[2.0, 3.0, 4.0]] * 2
+    with pytest.raises(RuntimeError):
+        with ember.no_grad():
+            ember.ones(3).expand(2, 3).add_(1.0)
