@@ -177,6 +177,11 @@ def _concrete_ints(arr: np.ndarray, name: str, ctx: ImportContext) -> np.ndarray
                                     "shapes symbolic only where they feed shape arguments"))
 
 
+def _text(s) -> str:
+    """Protobuf strings with invalid UTF-8 come back as bytes: show them readably."""
+    return s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s)
+
+
 def _load_model(src) -> onnx.ModelProto:
     if isinstance(src, onnx.ModelProto):
         return src
@@ -253,11 +258,12 @@ def import_model(src, *, static_inputs: Optional[dict] = None, params_as_inputs:
     if not opset:
         raise OnnxImportError("the model imports no default-domain (ai.onnx) opset")
     local_functions = {(f.domain, f.name): f for f in model.functions}
-    unknown = sorted({n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}" for n in og.node
+    unknown = sorted({_text(n.op_type) if n.domain in ("", "ai.onnx") else f"{_text(n.domain)}::{_text(n.op_type)}"
+                      for n in og.node
                       if (n.domain in ("", "ai.onnx") and n.op_type not in CONVERTERS)
                       or (n.domain not in ("", "ai.onnx") and (n.domain, n.op_type) not in local_functions)})
     if unknown:
-        raise OnnxImportError(f"unsupported ONNX operator(s): {', '.join(unknown)}")
+        raise OnnxImportError(f"unsupported ONNX operator(s): {', '.join(map(_text, unknown))}")
 
     graph = Graph(name or symbol_name(og.name or "onnx_model", 0))
     ctx = ImportContext(graph, opset)
