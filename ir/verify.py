@@ -7,6 +7,8 @@ text form and provenance). Passes run it after each transformation.
 
 from __future__ import annotations
 
+import os
+
 from .graph import ROLE_BUFFER, ROLE_INPUT, ROLE_PARAM, ROLE_STATE, Graph, Node
 from .registry import PRIMITIVES
 
@@ -23,9 +25,37 @@ def _where(node: Node) -> str:
 
 
 def verify(graph: Graph) -> Graph:
-    """Check ``graph`` and return it; raise ``VerifyError`` on the first problem."""
+    """Check ``graph`` and return it; raise ``VerifyError`` on the first problem.
+
+    With the environment variable ``EMBER_CHECK_IR`` set (the test suite sets it), the text
+    form must also round-trip: ``print(parse(print(g))) == print(g)``.
+    """
     _verify(graph, graph.name)
+    if os.environ.get("EMBER_CHECK_IR") and not _checking:
+        _check_roundtrip(graph)
     return graph
+
+
+_checking: list = []
+
+
+def _check_roundtrip(graph: Graph) -> None:
+    from .parser import ParseError, parse
+    from .printer import print_graph
+    from .testing import collect_constants
+    _checking.append(True)
+    try:
+        text = print_graph(graph)
+        try:
+            again = print_graph(parse(text, constants=collect_constants(graph)))
+        except ParseError as err:
+            raise VerifyError(f"graph {graph.name}: its text form does not parse back: {err}") from None
+        if again != text:
+            import difflib
+            diff = "\n".join(list(difflib.unified_diff(text.splitlines(), again.splitlines(), lineterm=""))[:20])
+            raise VerifyError(f"graph {graph.name}: its text form does not round-trip:\n{diff}")
+    finally:
+        _checking.pop()
 
 
 def _verify(graph: Graph, path: str) -> None:

@@ -107,6 +107,9 @@ def trace(module_or_fn: Callable, example_inputs: Any = None, *, example_kwarg_i
                      else getattr(module_or_fn, "__name__", "graph"))
     symbols = symbols_for(args, kwargs, dynamic)
     cap = capture(module_or_fn, args, kwargs, module=module, symbols=symbols, name=gname)
+    if symbols:
+        from ._compile import _check_symbolic
+        _check_symbolic(cap.graph)
     return TracedModule(cap, backend)
 
 

@@ -131,6 +131,8 @@ class CompiledFunction:
         arrays, named = cap.gather(leaves)
         outs = entry.compiled(arrays)
         result = cap.finish(outs, leaves, named)
+        if getattr(entry, "autograd", None) is not None:
+            result = entry.autograd.attach(cap, result, leaves, named)
         if self._train_step is not None:
             self._train_step.after_call()
         return result
@@ -171,6 +173,8 @@ class CompiledFunction:
             entry = _Entry(cap, self._backend_compile(cap.graph), sig, False)
             self._static.setdefault(static_key, []).append(entry)
         entry.guards = entry.capture.guards()
+        from .partitioned import attach_backward  # outputs differentiated outside: compiled backward
+        attach_backward(self, entry, leaves)
         self.stats["compiles"] += 1
         if reason is not None:
             self.stats["recompiles"] += 1
@@ -246,7 +250,11 @@ def _check_symbolic(graph: Graph) -> None:
     for n in graph.nodes:
         for d in n.output.type.shape:
             if not ok(d):
-                raise TraceError(f"value %{n.output.name} has dimension {d!r} that the inputs do not determine")
+                raise TraceError(
+                    f"value %{n.output.name} = {n.op}(...) has dimension {d!r}, which the symbolic input dimensions "
+                    f"({', '.join(sorted(syms)) or 'none'}) do not determine: the program computed a size with "
+                    "Python arithmetic on a symbolic shape (x.shape[0] * 2). Use -1 in view/reshape, or trace "
+                    "with static shapes (dynamic=False)")
 
 
 class GraphFunction:

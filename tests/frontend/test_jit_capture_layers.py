@@ -208,3 +208,15 @@ def test_symbolic_batch_with_mean_and_view():
     for n in (2, 9):
         x = ember.randn(n, 2, 3)
         np.testing.assert_allclose(traced(x).numpy(), f(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_python_arithmetic_on_a_symbolic_size_is_refused():
+    import pytest
+
+    def f(x):
+        return x.reshape(x.shape[0] * 2, 3)
+
+    with pytest.raises(ember.jit.TraceError, match="do not determine"):
+        ember.jit.trace(f, ember.randn(4, 6), dynamic=True)
+    traced = ember.jit.trace(f, ember.randn(4, 6))  # static shapes are fine
+    np.testing.assert_array_equal(traced(ember.ones(4, 6)).numpy(), ember.ones(8, 3).numpy())

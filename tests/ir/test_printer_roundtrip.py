@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ember.ir import ops, parse, print_graph, structural_hash
 from ember.ir.graph import ROLE_BUFFER, ROLE_PARAM, ROLE_STATE, Graph, GraphBuilder, Provenance
@@ -188,3 +190,25 @@ def test_save_load_with_weights(tmp_path):
     assert str(g3) == str(mlp_graph()) and w3 == {}
     with pytest.raises(KeyError):
         save(g, tmp_path / "bad.eir", {"nope": np.zeros(1)})
+
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**63, 2**63), st.floats(allow_nan=False), st.text(max_size=8),
+    st.sampled_from([float32, int64, bool_, bfloat16]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.tuples(inner, inner), st.lists(inner, max_size=3).map(tuple), st.lists(inner, max_size=3),
+    st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_values)
+def test_any_attribute_value_round_trips(value):
+    g = Graph("g")
+    x = g.add_input(TensorType(float32, (1,)), "x")
+    g.outputs = [x]
+    g.meta["v"] = value
+    parsed = parse(print_graph(g))
+    assert print_graph(parsed) == print_graph(g)
+    assert fmt_attr(parsed.meta["v"]) == fmt_attr(value)
+    assert parsed.meta["v"] == value
