@@ -1,0 +1,248 @@
+"""TVM backend benchmarks: compile time, inference and training steps, ember+TVM against the rest.
+
+Workloads are bench_onnx.py's (same architectures, so the tables compare): the MLP
+784-512-256-10 and the digits CNN (8x8 inputs, two 3x3 convs with BatchNorm, max pool, two
+linears).
+
+- compile time of the training step: cold (cache off), and from the persistent cache (a
+  fresh process: ``python -c`` loading the library, imports excluded);
+- inference: batch-1 latency and batch-256 throughput (one symbolic-batch build serves both);
+- training step (SGD with momentum; forward, backward and update in one compiled graph).
+
+Columns: ember+TVM (``ember.compile(..., backend="tvm")``), ember+ONNX Runtime
+(``backend="onnxruntime"``), PyTorch eager, ``torch.compile`` (when it works here).
+
+Run: ``python benchmarks/bench_tvm.py [--quick] [--threads N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_onnx import copy_weights, ember_models, input_shape, torch_models  # noqa: E402
+
+
+def timeit(fn, *, warmup: int, reps: int, min_time: float = 0.0) -> float:
+    """Median seconds per call (at least ``reps`` calls and ``min_time`` seconds)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < reps or time.perf_counter() - start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _try(fn):
+    try:
+        return fn(), ""
+    except Exception as exc:  # noqa: BLE001 - a failing competitor is reported, not fatal
+        return float("nan"), f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:140]}"
+
+
+# ------------------------------------------------------------------ training steps
+def _ember_step(kind, batch, backend, threads):
+    import ember
+    import ember.nn as enn
+    import ember.optim as eoptim
+    ember.manual_seed(0)
+    em = ember_models()[kind]
+    em.train()
+    rng = np.random.default_rng(0)
+    x = ember.from_numpy(rng.standard_normal(input_shape(kind, batch)).astype(np.float32))
+    y = ember.from_numpy(rng.integers(0, 10, size=(batch,)))
+    opt = eoptim.SGD(em.parameters(), lr=0.01, momentum=0.9)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = enn.functional.cross_entropy(em(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    options = {"threads": threads} if backend == "onnxruntime" else {}
+    fn = ember.compile(step, backend=backend, options=options) if backend else step
+    return (lambda: fn(x, y)), em, fn
+
+
+def _torch_step(kind, batch, torch, em, compiled):
+    tm = torch_models(torch)[kind]
+    copy_weights(em, tm, torch)
+    tm.train()
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal(input_shape(kind, batch)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, size=(batch,)))
+    opt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tm(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return torch.compile(step) if compiled else step
+
+
+def bench_training(kind, batch, torch, threads, reps, notes) -> tuple:
+    from ember.runtime.tvm import TVMCompiledGraph
+    run_tvm, em, fn = _ember_step(kind, batch, "tvm", threads)
+    run_tvm()  # eager warm-up call (creates optimizer state)
+    t0 = time.perf_counter()
+    run_tvm()  # capture + build (or cache hit)
+    first = time.perf_counter() - t0
+    compiled = fn._last.compiled
+    assert isinstance(compiled, TVMCompiledGraph)
+    t_tvm = timeit(run_tvm, warmup=2, reps=reps, min_time=1.0)
+    run_ort, _, _ = _ember_step(kind, batch, "onnxruntime", threads)
+    t_ort, note = _try(lambda: (run_ort(), run_ort(), timeit(run_ort, warmup=2, reps=reps, min_time=1.0))[-1])
+    if note:
+        notes.append(f"{kind} b{batch} ember+ORT: {note}")
+    run_eager, _, _ = _ember_step(kind, batch, None, threads)
+    t_eager = timeit(run_eager, warmup=2, reps=max(reps // 2, 3))
+    tstep = _torch_step(kind, batch, torch, em, False)
+    t_torch = timeit(tstep, warmup=3, reps=reps, min_time=1.0)
+    cstep = _torch_step(kind, batch, torch, em, True)
+    t_tc, note = _try(lambda: (cstep(), timeit(cstep, warmup=2, reps=reps, min_time=1.0))[-1])
+    if note:
+        notes.append(f"torch.compile {kind}: {note}")
+    return dict(case=f"{kind} train b{batch}", metric="ms/step", tvm=t_tvm * 1e3, ort=t_ort * 1e3,
+                torch=t_torch * 1e3, tc=t_tc * 1e3, eager=t_eager * 1e3,
+                compile=compiled.compile_seconds, hit=compiled.cache_hit, first=first)
+
+
+# ------------------------------------------------------------------ inference
+def bench_inference(kind, torch, reps, notes) -> list[dict]:
+    import ember
+    ember.manual_seed(0)
+    em = ember_models()[kind]
+    em.eval()
+    tm = torch_models(torch)[kind]
+    copy_weights(em, tm, torch)
+    tm.eval()
+    tvm_fn = ember.compile(em, backend="tvm", dynamic=True)
+    ort_fn = ember.compile(em, backend="onnxruntime", dynamic=True)
+    tc_fn = None
+    rows = []
+    for batch in (1, 256):
+        x = np.random.default_rng(batch).standard_normal(input_shape(kind, batch)).astype(np.float32)
+        ex, tx = ember.from_numpy(x), torch.from_numpy(x)
+        with ember.no_grad():
+            want = em(ex).numpy()
+            got = tvm_fn(ex).numpy()
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-4), "ember+TVM disagrees with eager"
+        r = reps * 5 if batch == 1 else reps
+        with ember.no_grad():
+            t_tvm = timeit(lambda: tvm_fn(ex), warmup=5, reps=r, min_time=0.5)
+            t_ort, note = _try(lambda: timeit(lambda: ort_fn(ex), warmup=5, reps=r, min_time=0.5))
+        if note:
+            notes.append(f"{kind} ember+ORT: {note}")
+        with torch.no_grad():
+            t_torch = timeit(lambda: tm(tx), warmup=5, reps=r, min_time=0.5)
+            if tc_fn is None:
+                tc_fn = torch.compile(tm, dynamic=True)
+            t_tc, note = _try(lambda: timeit(lambda: tc_fn(tx), warmup=3, reps=r, min_time=0.5))
+        if note:
+            notes.append(f"torch.compile {kind} inference: {note}")
+        if batch == 1:
+            rows.append(dict(case=f"{kind} infer b1", metric="latency ms", tvm=t_tvm * 1e3, ort=t_ort * 1e3,
+                             torch=t_torch * 1e3, tc=t_tc * 1e3))
+        else:
+            rows.append(dict(case=f"{kind} infer b256", metric="samples/s", tvm=batch / t_tvm, ort=batch / t_ort,
+                             torch=batch / t_torch, tc=batch / t_tc))
+    assert tvm_fn.stats["compiles"] == 1, tvm_fn.stats  # one symbolic build served both batch sizes
+    return rows
+
+
+# ------------------------------------------------------------------ compile time
+_CHILD = """
+import json, sys, time
+sys.path.insert(0, {here!r})
+import numpy as np
+import ember
+from bench_tvm import _ember_step
+run, _, fn = _ember_step({kind!r}, {batch}, "tvm", 1)
+run()
+t = time.perf_counter(); run(); first = time.perf_counter() - t
+c = fn._last.compiled
+print(json.dumps({{"hit": c.cache_hit, "build": c.compile_seconds, "first_call": first}}))
+"""
+
+
+def bench_compile(kind, batch) -> dict:
+    """Cold build (empty cache) and a second process that finds the build in the cache."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, EMBER_CACHE_DIR=d)
+        res = []
+        for _ in range(2):
+            out = subprocess.run([sys.executable, "-c", _CHILD.format(here=here, kind=kind, batch=batch)],
+                                 env=env, capture_output=True, text=True, timeout=900)
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr.strip().splitlines()[-1])
+            res.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    cold, warm = res
+    assert not cold["hit"] and warm["hit"]
+    return dict(case=f"{kind} train b{batch}", cold=cold["build"], cold_first=cold["first_call"],
+                cached=warm["build"], cached_first=warm["first_call"])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    a = p.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: nothing to compare with")
+        return 0
+    torch.set_num_threads(a.threads)
+    reps = 10 if a.quick else 30
+    notes: list[str] = []
+
+    print("== compile time of the training step (seconds; capture + passes + lowering + tvm.compile) ==")
+    print(f"{'case':18} {'cold build':>11} {'cold 1st call':>14} {'cached load':>12} {'cached 1st call':>16}")
+    for kind, batch in (("mlp", 64), ("cnn", 64)):
+        c = bench_compile(kind, batch)
+        print(f"{c['case']:18} {c['cold']:11.2f} {c['cold_first']:14.2f} {c['cached']:12.3f} "
+              f"{c['cached_first']:16.3f}")
+
+    rows = []
+    for kind in ("mlp", "cnn"):
+        rows += bench_inference(kind, torch, reps, notes)
+    for kind, batch in (("mlp", 64), ("mlp", 512), ("cnn", 64)):
+        rows.append(bench_training(kind, batch, torch, a.threads, reps, notes))
+
+    print(f"\n== runtime ({a.threads} threads) ==")
+    print(f"{'case':18} {'metric':11} {'ember+TVM':>10} {'ember+ORT':>10} {'torch':>9} {'torch.compile':>14} "
+          f"{'TVM/ORT':>8} {'TVM vs torch':>13}")
+    for r in rows:
+        higher_better = r["metric"] == "samples/s"
+        vs_ort = (r["ort"] / r["tvm"]) if higher_better else (r["tvm"] / r["ort"])
+        vs_torch = (r["tvm"] / r["torch"]) if higher_better else (r["torch"] / r["tvm"])
+        print(f"{r['case']:18} {r['metric']:11} {r['tvm']:10.3f} {r['ort']:10.3f} {r['torch']:9.3f} "
+              f"{r['tc']:14.3f} {vs_ort:7.2f}x {vs_torch:12.2f}x")
+    print("TVM/ORT: time of ember+TVM relative to ember+ORT (1.00x = as fast, 2.00x = twice as slow); "
+          "TVM vs torch: how many times faster than PyTorch eager")
+    for r in rows:
+        if "eager" in r:
+            print(f"  {r['case']}: ember eager {r['eager']:.2f} ms/step")
+    for n in notes:
+        print("note:", n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
