@@ -15,6 +15,21 @@ def _randn(*shape):
     return ember.randn(*shape)
 
 
+class _Stack(nn.Module):
+    """Containers: ModuleList, ModuleDict, ParameterList."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(4, 4), nn.Tanh()])
+        self.heads = nn.ModuleDict({"a": nn.Linear(4, 2)})
+        self.scales = nn.ParameterList([nn.Parameter(ember.ones(2))])
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return self.heads["a"](x) * self.scales[0]
+
+
 LAYERS = [
     ("Linear", lambda: nn.Linear(6, 4), (3, 6)),
     ("Bilinear", lambda: nn.Bilinear(3, 4, 2), [(5, 3), (5, 4)]),
@@ -47,6 +62,17 @@ LAYERS = [
     ("LogSoftmax", lambda: nn.LogSoftmax(dim=1), (4, 5)),
     ("Softmin", lambda: nn.Softmin(dim=1), (4, 5)),
     ("GLU", lambda: nn.GLU(), (4, 6)),
+    ("Threshold", lambda: nn.Threshold(0.1, 20.0), (4, 5)),
+    ("Softmax2d", lambda: nn.Softmax2d(), (2, 3, 4, 4)),
+    ("AlphaDropout-eval", lambda: nn.AlphaDropout(0.2).eval(), (4, 5)),
+    ("Dropout1d-train", lambda: nn.Dropout1d(0.5), (2, 3, 4)),
+    ("Dropout2d-train", lambda: nn.Dropout2d(0.5), (2, 3, 4, 4)),
+    ("Dropout3d-eval", lambda: nn.Dropout3d(0.5).eval(), (2, 3, 2, 2, 2)),
+    ("BatchNorm1d-train", lambda: nn.BatchNorm1d(4), (5, 4)),
+    ("BatchNorm2d-train", lambda: nn.BatchNorm2d(3), (2, 3, 4, 4)),
+    ("BatchNorm3d-eval", lambda: nn.BatchNorm3d(2).eval(), (2, 2, 3, 3, 3)),
+    ("InstanceNorm1d", lambda: nn.InstanceNorm1d(3), (2, 3, 6)),
+    ("Sequential-ModuleList", lambda: _Stack(), (3, 4)),
 ] + [(name, (lambda n=name: getattr(nn, n)()), (4, 5)) for name in [
     "ReLU", "ReLU6", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid",
     "Hardswish", "LeakyReLU", "LogSigmoid", "Softplus", "Softsign", "Tanhshrink"]]
@@ -96,6 +122,7 @@ LOSSES = [
     ("BCEWithLogitsLoss", nn.BCEWithLogitsLoss, "float01"),
     ("KLDivLoss", lambda: nn.KLDivLoss(reduction="batchmean"), "logprob"),
     ("PoissonNLLLoss", nn.PoissonNLLLoss, "float01"),
+    ("MarginRankingLoss", lambda: nn.MarginRankingLoss(margin=0.1), "ranking"),
 ]
 
 
@@ -109,6 +136,8 @@ def _loss_inputs(kind):
         return ember.sigmoid(x), ember.rand(6, 4)
     if kind == "float01":
         return x, ember.rand(6, 4)
+    if kind == "ranking":
+        return ember.randn(6), ember.randn(6), ember.sign(ember.randn(6))
     if kind == "logprob":
         return ember.nn.functional.log_softmax(x, dim=1), ember.nn.functional.softmax(ember.randn(6, 4), dim=1)
     return x, ember.randn(6, 4)
