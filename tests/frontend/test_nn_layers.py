@@ -225,3 +225,30 @@ def test_functional_misc_match_torch():
     np.testing.assert_allclose(F.cosine_similarity(ember.tensor(x), ember.tensor(x[::-1].copy())).numpy(),
                                TF.cosine_similarity(torch.tensor(x), torch.tensor(x[::-1].copy())).numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_maxpool_ties_route_to_first_max_like_torch(layout):
+    """ReLU outputs tie at zero all the time: the gradient must go to each window's first maximum only."""
+    x = np.maximum(np.random.default_rng(9).standard_normal((4, 3, 6, 7)), 0).astype(np.float32)
+    x[0, 0, :2, :2] = np.nan  # a NaN wins its window
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for kwargs in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}):
+        tx, ex = torch.tensor(x, requires_grad=True), ember.tensor(x, requires_grad=True)
+        ty = torch.nn.functional.max_pool2d(tx, **kwargs)
+        ey = nn.functional.max_pool2d(ex, **kwargs)
+        np.testing.assert_array_equal(ey.detach().numpy(), ty.detach().numpy())
+        ct = np.random.default_rng(10).standard_normal(tuple(ty.shape)).astype(np.float32)
+        ty.backward(torch.tensor(ct))
+        ey.backward(ember.tensor(ct))
+        np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_maxpool_indices_nan_and_ties_match_torch():
+    x = np.maximum(np.random.default_rng(11).standard_normal((2, 2, 6, 6)), 0).astype(np.float32)
+    x[0, 0, :2, :2] = np.nan
+    x[1, 1, 2, 3] = np.nan
+    _, ti = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    _, ei = nn.functional.max_pool2d(ember.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(ei.numpy(), ti.numpy())
