@@ -242,6 +242,7 @@ def _default_pipeline() -> tuple:
 def optimize_for_backend(graph: Graph, options: dict) -> tuple[Graph, dict]:
     """Run ``options["passes"]`` on a captured graph; returns the graph and the backend's options."""
     options = dict(options)
+    options.pop("backward", None)  # ember.compile's own option (partitioned backward), not the backend's
     passes = options.pop("passes", None)
     if not passes:
         return graph, options
