@@ -224,7 +224,8 @@ def _diff(old: Optional[tuple], new: tuple) -> str:
     if old is None:
         return "first call"
     if old[0] != new[0]:
-        return "the structure or non-tensor values of the arguments changed"
+        (a_args, a_kw), (b_args, b_kw) = json.loads(old[0])["tuple"], json.loads(new[0])["tuple"]
+        return _spec_diff(a_args, b_args, "args") if a_args != b_args else _spec_diff(a_kw, b_kw, "kwargs")
     if old[1][0] != new[1][0]:
         return f"grad mode changed to {'enabled' if new[1][0] else 'disabled'}"
     if old[1][1] != new[1][1]:
@@ -237,6 +238,23 @@ def _diff(old: Optional[tuple], new: tuple) -> str:
             what = "shape" if a[0] != b[0] else "dtype" if a[1] != b[1] else "requires_grad"
             parts.append(f"tensor argument {i}: {what} changed from {_describe(a)} to {_describe(b)}")
     return "; ".join(parts) or "signature changed"
+
+
+def _spec_diff(old: Any, new: Any, path: str = "arguments") -> str:
+    """Where two flattened argument structures first differ, in words."""
+    if isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys() and len(old) == 1:
+        (kind, a), (_, b) = next(iter(old.items())), next(iter(new.items()))
+        if kind == "const":
+            return f"non-tensor value {path} changed from {a!r} to {b!r}"
+        if kind in ("tuple", "list") and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                if x != y:
+                    return _spec_diff(x, y, f"{path}[{i}]")
+        if kind == "dict" and [k for k, _ in a] == [k for k, _ in b]:
+            for (k, x), (_, y) in zip(a, b):
+                if x != y:
+                    return _spec_diff(x, y, f"{path}[{k!r}]")
+    return f"the structure of {path} changed"
 
 
 def _check_symbolic(graph: Graph) -> None:

@@ -104,6 +104,9 @@ def test_non_tensor_arguments_are_baked_and_keyed():
         np.testing.assert_array_equal(c(x, k).numpy(), f(x, k).numpy())
     np.testing.assert_array_equal(c(x, 2, scale=0.5).numpy(), f(x, 2, scale=0.5).numpy())
     assert c.stats["compiles"] == 3 and c.stats["cache_hits"] == 1
+    assert c.stats["recompile_reasons"][0].endswith("non-tensor value args[1] changed from 2 to 3")
+    c(x, 2, scale=0.25)
+    assert c.stats["recompile_reasons"][-1].endswith("non-tensor value kwargs['scale'] changed from 0.5 to 0.25")
 
 
 def test_batchnorm_training_writes_back_running_stats_each_call():
