@@ -27,14 +27,24 @@ import numpy as np
 
 def timeit(fn, *, warmup: int, reps: int) -> float:
     """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return compare({"f": fn}, warmup=warmup, reps=reps)["f"]
+
+
+def compare(fns: dict, *, warmup: int, reps: int) -> dict:
+    """Median seconds per call of each function, calls interleaved so load changes hit all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {k: [] for k in fns}
+    keys = list(fns)
+    for rep in range(reps):
+        # rotate the order: the first contestant of a round runs on colder caches
+        for k in keys[rep % len(keys):] + keys[:rep % len(keys)]:
+            fn = fns[k]
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 # ------------------------------------------------------------------ models (same architecture in both)
@@ -73,6 +83,8 @@ def ort_session(model_bytes: bytes, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.log_severity_level = 3
+    # no spin-waiting between runs: interleaved timings would otherwise starve the other contestants
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
 
 
@@ -101,10 +113,12 @@ def bench_inference(kind, em, tm, torch, threads, quick) -> list[tuple]:
         x = np.random.default_rng(0).standard_normal(input_shape(kind, batch)).astype(np.float32)
         xt = torch.from_numpy(x)
         r = reps if batch == 1 else max(reps // 10, 10)
-        t_ember = timeit(lambda: ember_sess.run(None, {"x": x}), warmup=5, reps=r)
+        fns = {"ember": lambda: ember_sess.run(None, {"x": x}), "torch": lambda: tm(xt)}
+        if torch_sess is not None:
+            fns["tort"] = lambda: torch_sess.run(None, {"x": x})
         with torch.no_grad():
-            t_torch = timeit(lambda: tm(xt), warmup=5, reps=r)
-        t_tort = timeit(lambda: torch_sess.run(None, {"x": x}), warmup=5, reps=r) if torch_sess else float("nan")
+            t = compare(fns, warmup=5, reps=r)
+        t_ember, t_torch, t_tort = t["ember"], t["torch"], t.get("tort", float("nan"))
         # same numbers from both exports
         if torch_sess is not None:
             a = ember_sess.run(None, {"x": x})[0]
@@ -146,7 +160,6 @@ def bench_training(kind, batch, torch, threads, quick) -> tuple:
 
     compiled = ember.compile(estep, backend="onnxruntime", options={"threads": threads})
     reps = 10 if quick else 40
-    t_ember = timeit(lambda: compiled(ex, ey), warmup=3, reps=reps)
     topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
 
     def tstep():
@@ -156,19 +169,42 @@ def bench_training(kind, batch, torch, threads, quick) -> tuple:
         topt.step()
         return loss
 
-    t_torch = timeit(tstep, warmup=3, reps=reps)
-    t_tc, note = float("nan"), ""
+    fns = {"ember": lambda: compiled(ex, ey), "torch": tstep}
+    note = ""
     try:
         cstep = torch.compile(tstep)
-        t0 = time.perf_counter()
         cstep()
-        if time.perf_counter() - t0 > 300:
-            raise RuntimeError("compile took too long")
-        t_tc = timeit(cstep, warmup=2, reps=reps)
+        fns["tc"] = cstep
     except Exception as exc:  # noqa: BLE001
         note = f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    t = compare(fns, warmup=3, reps=reps)
+    t_ember, t_torch, t_tc = t["ember"], t["torch"], t.get("tc", float("nan"))
     return (f"{kind} train b{batch}", "ms/step", t_ember * 1e3, t_torch * 1e3, t_tc * 1e3, t_torch / t_ember,
             t_tc / t_ember), note
+
+
+def bench_fused_modes(threads, quick) -> list[tuple]:
+    """Fused groups as inlined nodes vs model-local functions: onnxruntime run time of each."""
+    import ember
+    import ember.nn as nn
+    from ember.passes.manager import run_pipeline
+    from ember.runtime.onnx import graph_to_onnx
+    ember.manual_seed(0)
+    m = nn.Sequential(nn.Linear(256, 512), nn.GELU(), nn.LayerNorm(512), nn.Linear(512, 256), nn.SiLU(),
+                      nn.LayerNorm(256), nn.Linear(256, 10), nn.Softmax(dim=-1))
+    traced = ember.jit.trace(m, (ember.randn(4, 256),), dynamic={0: {0: "B"}})
+    graph = run_pipeline(traced.graph, "fuse").graph
+    n_fused = sum(n.op == "fused" for n in graph.nodes)
+    sess = {mode: ort_session(graph_to_onnx(graph, fuse_mode=mode, param_values=traced.weights())
+                              .SerializeToString(), threads) for mode in ("inline", "function")}
+    rows = []
+    for batch in (1, 256):
+        x = np.random.default_rng(0).standard_normal((batch, 256)).astype(np.float32)
+        name = sess["inline"].get_inputs()[0].name
+        t = compare({k: (lambda s=s: s.run(None, {name: x})) for k, s in sess.items()}, warmup=5,
+                    reps=50 if quick else 200)
+        rows.append((f"fused b{batch} ({n_fused} groups)", t["inline"] * 1e3, t["function"] * 1e3))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -212,6 +248,9 @@ def main(argv=None) -> int:
           "compare the same times inverted)")
     for n in notes:
         print("note:", n)
+    print("\nfused groups in ONNX Runtime (ms per run): inlined vs model-local functions")
+    for name, t_inline, t_fn in bench_fused_modes(a.threads, a.quick):
+        print(f"{name:26} inline {t_inline:8.3f}  function {t_fn:8.3f}  (function/inline {t_fn / t_inline:.2f})")
     return 0
 
 

@@ -64,6 +64,9 @@ def make_session(model_bytes: bytes, providers: list, *, threads: int | None = N
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[optimization]
     so.log_severity_level = 3
+    # idle worker threads spinning between runs steal the CPU from ember's own Python work (and
+    # from anything else running) on small machines; EMBER_ORT_SPIN=1 turns spinning back on
+    so.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("EMBER_ORT_SPIN", "0"))
     if threads is None:
         threads = int(os.environ.get("EMBER_ORT_THREADS", "0"))
     if threads:
