@@ -217,7 +217,7 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, captur
                 prev_leaf = leaf_grads.get(id(x))
                 leaf_grads[id(x)] = (x, _accumulate(prev_leaf[1] if prev_leaf else None, gi))
             if not retain_graph:
-                node.freed = True
+                _free(node)
     finally:
         _state.grad_enabled = prev
     if capture is not None:
@@ -227,6 +227,33 @@ def run_backward(roots, grads, *, retain_graph: bool, create_graph: bool, captur
         for x, g in leaf_grads.values():
             _accumulate_into_leaf(x, g, create_graph, shared)
     return None
+
+
+class _FreedInput:
+    """What a freed node keeps of a non-leaf input: its type, not its buffer.
+
+    Gradient rules of ops that save nothing read only ``.shape``/``.dtype`` of their
+    operands, so a second backward through them still works, as in PyTorch.
+    """
+
+    __slots__ = ("shape", "dtype", "requires_grad")
+    _data = None
+    _value = None
+    _node = None
+
+    def __init__(self, x) -> None:
+        self.shape = x.shape
+        self.dtype = x.dtype
+        self.requires_grad = x.requires_grad
+
+
+def _free(node: Node) -> None:
+    """Drop the buffers a node holds once backward has used it (PyTorch frees saved tensors)."""
+    node.freed = True
+    node.out_data = None
+    # leaves (parameters, index tensors) stay: they are alive anyway and the rules may index with them
+    node.inputs = tuple(x if parent is None or isinstance(x, _FreedInput) else _FreedInput(x)
+                        for x, parent in zip(node.inputs, node.parents))
 
 
 def _accumulate_into_leaf(x, g, create_graph: bool, shared: set) -> None:

@@ -189,3 +189,21 @@ def test_against_torch_on_a_small_network():
         grads.append([p.grad.numpy() for p in ps])
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_frees_intermediate_buffers_but_allows_saving_free_rerun():
+    import gc
+    import weakref
+    x = ember.ones(100, requires_grad=True)
+    h = (x * 2).exp()
+    alive = weakref.ref(h)
+    loss = (h * 3).sum()
+    del h
+    loss.backward()
+    gc.collect()
+    assert alive() is None  # saved activations go away with backward, not with the graph object
+    y = x + 1  # add and sum save nothing: a second backward is allowed, as in PyTorch
+    z = y.sum()
+    z.backward()
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy()[:2], 6 * np.exp(2.0) + 2, rtol=1e-6)
