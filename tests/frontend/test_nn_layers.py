@@ -252,3 +252,32 @@ def test_maxpool_indices_nan_and_ties_match_torch():
     _, ti = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
     _, ei = nn.functional.max_pool2d(ember.tensor(x), 2, return_indices=True)
     np.testing.assert_array_equal(ei.numpy(), ti.numpy())
+
+
+def test_digits_cnn_matches_torch_end_to_end():
+    """A whole CNN (conv, batchnorm, relu, pooling, dropout in eval, linear, cross-entropy): loss and every
+    parameter gradient, from weights copied out of a torch model."""
+    def build(m):
+        return m.Sequential(m.Conv2d(1, 8, 3, padding=1), m.BatchNorm2d(8), m.ReLU(), m.Conv2d(8, 16, 3),
+                            m.ReLU(), m.MaxPool2d(2), m.Dropout(0.25), m.Flatten(), m.Linear(16 * 9, 10))
+    tm, em = build(torch.nn), build(nn)
+    copy_weights(tm, em)
+    x = np.random.default_rng(12).standard_normal((16, 1, 8, 8)).astype(np.float32)
+    y = np.random.default_rng(13).integers(0, 10, 16)
+    for train in (True, False):
+        tm.train(train)
+        em.train(train)
+        tm[6].eval()  # dropout off in both so the numbers are comparable
+        em[6].eval()
+        tm.zero_grad()
+        em.zero_grad()
+        tl = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        el = nn.functional.cross_entropy(em(ember.tensor(x)), ember.tensor(y))
+        tl.backward()
+        el.backward()
+        np.testing.assert_allclose(el.item(), tl.item(), rtol=1e-5)
+        tparams = dict(tm.named_parameters())
+        for name, p in em.named_parameters():
+            np.testing.assert_allclose(p.grad.numpy(), tparams[name].grad.numpy(), rtol=1e-4, atol=1e-5,
+                                       err_msg=name)
+    np.testing.assert_allclose(em[1].running_var.numpy(), tm[1].running_var.numpy(), rtol=1e-5)
