@@ -273,6 +273,104 @@ a = torch.zeros(3); w = torch.ones(3, requires_grad=True); a.mul_(w); a.add_(w);
 x = torch.ones(2, requires_grad=True); x.detach().add_(1); r = x
 r = torch.tensor([True]) ** True
 r = torch.tensor([1, 2]) - True
+x = torch.arange(12.).reshape(3, 4); r = x.mean(dim=[0, 1])
+x = torch.arange(12.).reshape(3, 4); r = x.sum([0])
+x = torch.arange(12).reshape(3, 4); r = x.sum(1)
+x = torch.arange(12).reshape(3, 4); r = x.max()
+x = torch.arange(12).reshape(3, 4); r = x.max(0)
+x = torch.arange(12).reshape(3, 4); r = x.argmax(1, keepdim=True)
+x = torch.arange(12.).reshape(3, 4); r = x.std(0, keepdim=True)
+x = torch.arange(12.).reshape(3, 4); r = x.var(unbiased=False)
+x = torch.arange(12.).reshape(3, 4); r = torch.cat([x, x], dim=-1).shape
+x = torch.arange(12.).reshape(3, 4); r = torch.stack([x, x], dim=-1).shape
+x = torch.arange(12.).reshape(3, 4); r = x.unsqueeze(-3).shape
+x = torch.zeros(1, 3, 1); r = x.squeeze((0, 2)).shape
+x = torch.tensor([3., 1., 2.]); r = x.sort(descending=True)
+x = torch.tensor([3., 1., 2.]); r = x.topk(2, largest=False)
+x = torch.tensor([3., 1., 2.]); r = torch.where(x > 1)
+x = torch.arange(6.); x[x > 2] = torch.tensor([7., 8., 9.]); r = x
+x = torch.arange(6.); x.masked_fill_(x > 3, -1); r = x
+r = torch.full((2,), 1.5, dtype=torch.int64)
+r = torch.arange(5, 0, -1)
+r = torch.arange(0, 1, 0.1).shape
+r = torch.arange(-1.5, 1.5, 0.5)
+r = torch.linspace(0, 10, 5, dtype=torch.int64)
+r = torch.eye(3)
+r = torch.randint(5, (2,)).shape
+x = torch.arange(12.).reshape(3, 4); r = x.clamp(min=torch.tensor(2.), max=torch.tensor(5.))
+x = torch.arange(12.).reshape(3, 4); r = x.clip(2, 5)
+r = torch.Tensor(2, 3).shape
+r = torch.Tensor([1, 2])
+r = torch.tensor([1, 2], requires_grad=True)
+x = torch.arange(4.); r = x.new_zeros(2, 2)
+x = torch.arange(4.); r = x.new_full((2,), 3)
+x = torch.arange(4.); r = x.new_ones(3, dtype=torch.int32)
+r = torch.zeros(2, 3).T.shape
+x = torch.ones(2, 3, 4); r = x.permute(2, 0, 1).contiguous().shape
+x = torch.ones(2, 3, 4); r = x.flatten(0, 1).shape
+x = torch.ones(2, 3, 4); r = x.view(-1, 4).shape
+x = torch.ones(2, 3, 4); r = x.transpose(1, 2).reshape(2, -1).shape
+x = torch.arange(6.).reshape(2, 3); r = x.expand(2, 2, 3)
+x = torch.arange(6.).reshape(2, 3); r = x.repeat(1, 2)
+x = torch.arange(6.).reshape(2, 3); r = torch.split(x, [1, 2], dim=1)
+x = torch.arange(6.).reshape(2, 3); r = x.chunk(3, dim=1)
+x = torch.arange(6.).reshape(2, 3); r = x[:, -1:]
+x = torch.arange(6.).reshape(2, 3); r = x[..., None].shape
+x = torch.arange(6.).reshape(2, 3); r = x[None, ..., None].shape
+x = torch.arange(24.).reshape(2, 3, 4); r = x[:, [0, 2], 1:3]
+x = torch.arange(24.).reshape(2, 3, 4); r = x[[0, 1], :, [1, 2]]
+x = torch.arange(24.).reshape(2, 3, 4); r = x[0, [0, 2]]
+x = torch.arange(24.).reshape(2, 3, 4); r = x[torch.tensor([[0, 1], [1, 0]])].shape
+x = torch.arange(24.).reshape(2, 3, 4); r = x[x.sum(-1) > 20]
+x = torch.arange(24.).reshape(2, 3, 4); r = x[1, ..., ::-1] if False else x[1, ..., 1::2]
+x = torch.arange(6.); r = x.abs_() is x
+x = torch.arange(6.); r = x.exp_()
+x = torch.arange(6.); r = x.sqrt_()
+x = torch.arange(6.); x.pow_(2); r = x
+x = torch.arange(6.); r = x.neg_()
+x = torch.arange(6.); x.sub_(torch.tensor(1.)).mul_(2); r = x
+x = torch.arange(6.); r = x.index_select(0, torch.tensor([0, 5]))
+x = torch.arange(6.); r = x.gather(0, torch.tensor([5, 0, 5]))
+x = torch.arange(6.).reshape(2, 3); r = x.scatter_add(1, torch.tensor([[0, 0], [2, 1]]), torch.ones(2, 2))
+x = torch.arange(6.); r = x.masked_select(x > 2)
+x = torch.tensor([1., 2., 3.]); r = torch.nonzero(x > 1)
+x = torch.tensor([1., 2., 3.]); r = x.cumsum(0)
+x = torch.tensor([1., 2., 3.]); r = x.prod()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = torch.logsumexp(x, dim=0)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = torch.norm(x, dim=1)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.norm(p=1)
+x = torch.tensor([[True, False], [True, True]]); r = x.all(dim=0)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.amax(dim=(0, 1))
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.min(dim=1, keepdim=True)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.sum(dtype=torch.float64)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.mean(1, True)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = torch.mean(x, dim=-1, keepdim=True)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.item() if False else x.sum().item()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.tolist()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.to(dtype=torch.float16)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.to(torch.ones(1, dtype=torch.int32))
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.type(torch.int64)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.type('torch.DoubleTensor')
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.is_floating_point()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = torch.is_tensor(x)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.element_size()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.stride()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.t().stride()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.t().is_contiguous()
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.sigmoid().round(decimals=2)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = x.relu().sum(0)
+x = torch.tensor([[1., 2.], [3., 4.]]); r = torch.maximum(x, torch.tensor(2.5))
+x = torch.tensor([[1., 2.], [3., 4.]]); r = torch.clamp(x, max=2)
+x = torch.tensor([-1.5, 0.5, 2.5]); r = (x.floor(), x.ceil(), x.round(), x.sign(), x.trunc())
+x = torch.tensor([-1.5, 0.5, 2.5]); r = x.log1p().isnan()
+x = torch.tensor([-1.5, 0.5, 2.5]); r = torch.rsqrt(x.abs())
+x = torch.tensor([1, 2, 3]); r = x.float().softmax(0) if False else x.float().exp()
+x = torch.tensor([1, 2, 3]); r = x // 2, x % 2, -x, x.abs()
+x = torch.tensor([1, 2, 3]); r = x.double() @ x.double()
+x = torch.ones(3, 4); r = x @ torch.ones(4)
+x = torch.ones(2, 3, 4); r = (x @ torch.ones(4, 5)).shape
+x = torch.ones(5, 2, 3, 4); r = (x @ torch.ones(2, 4, 5)).shape
+r = torch.ones(3) @ torch.ones(3)
 '''.strip().split("\n")
 
 # grad_fn names differ where ember composes primitives (DivBackward0 for a mean), so those
