@@ -237,9 +237,24 @@ def conv2d_weight_grad(x, gy, weight_shape, *, stride, padding, dilation, groups
                      shape=(g * og, n, ho, wo))
         dw = conv2d(xt, gt, **attrs)            # [C/g, O, kh', kw']
     else:
-        raise ShapeError(f"grouped conv2d weight gradient needs a static batch size, got {fmt_shape(x.shape)}")
+        # symbolic batch: the batch cannot be folded into channels, so run one ungrouped weight gradient per
+        # group (channel slices are static) and stack the results along O
+        from .movement import concat
+        cg, og = c // g, o // g
+        parts = []
+        for k in range(g):
+            xk = _channel_slice(x, k * cg, (k + 1) * cg)
+            gk = _channel_slice(gy, k * og, (k + 1) * og)
+            parts.append(conv2d_weight_grad(xk, gk, (og, cg, kh, kw), stride=stride, padding=padding,
+                                            dilation=dilation, groups=1))
+        return concat(*parts, dim=0)
     dw = _crop(dw, (0, 0, kh, kw))
     return permute(dw, dims=(1, 0, 2, 3))       # [O, C/g, kh, kw]
+
+
+def _channel_slice(x, start: int, stop: int):
+    shape = tuple(x.shape)
+    return slice_(x, starts=(0, start, 0, 0), stops=(shape[0], stop) + shape[2:], steps=(1, 1, 1, 1))
 
 
 @conv2d.def_vjp

@@ -197,3 +197,25 @@ def test_traced_conv_net_gradients_match_eager():
     step(x)
     for g, p in zip(got, m.parameters()):
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_traced_grouped_conv_step_with_symbolic_batch():
+    """dynamic=True makes the batch symbolic: the grouped weight gradient and the pooling VJPs still trace,
+    and a second batch size gives eager autograd's gradients."""
+    m = nn.Sequential(nn.Conv2d(4, 6, 3, groups=2, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.MaxPool2d(2),
+                      nn.Flatten(), nn.Linear(6 * 4, 3))
+
+    def step(inp):
+        m.zero_grad()
+        loss = m(inp).sum()
+        loss.backward()
+        return loss
+
+    traced = ember.jit.trace(step, (ember.randn(3, 4, 8, 8),), dynamic=True)
+    assert "B" in str(traced.graph.inputs[0].type)
+    x = ember.randn(5, 4, 8, 8)
+    traced(x)
+    got = [p.grad.numpy().copy() for p in m.parameters()]
+    step(x)
+    for g, p in zip(got, m.parameters()):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
