@@ -161,6 +161,10 @@ def _all_false(ctx, node, x):
 _BINARY = {"sub": "Sub", "pow": "Pow", "maximum": "Max", "minimum": "Min"}
 
 
+class _Scalar:
+    shape = ()
+
+
 def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
     """Operands with their explicit ``broadcast_to`` dropped where ONNX broadcasting gives the same shape.
 
@@ -175,10 +179,15 @@ def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
     for v, x in zip(node.inputs, xs):
         p = v.producer
         if p is not None and p.op == "broadcast_to" and p.inputs[0].name in ctx.names:
-            srcs.append((p.inputs[0], ctx.names[p.inputs[0].name]))
+            p, v = p.inputs[0].producer, p.inputs[0]
+            srcs.append((v, ctx.names[v.name]))
             changed = True
         else:
             srcs.append((v, x))
+        if p is not None and p.op == "full" and not isinstance(p.attrs["value"], str) and v.dtype is not T.bfloat16:
+            # a filled tensor feeding a broadcasting op: a scalar constant does the same, no buffer
+            srcs[-1] = (_Scalar(), ctx.scalar(p.attrs["value"], v.dtype))
+            changed = True
     if not changed:
         return xs
     try:
@@ -469,7 +478,18 @@ def _reshape(ctx, node, xs):
 
 @lowering("permute")
 def _permute(ctx, node, xs):
-    return ctx.op("Transpose", xs[0], perm=[int(d) for d in node.attrs["dims"]])
+    """Transpose; the transpose of a 2-D product is the product of transposes: one Gemm, no Transpose."""
+    dims = [int(d) for d in node.attrs["dims"]]
+    src = node.inputs[0]
+    p = src.producer
+    if dims == [1, 0] and p is not None and p.op == "matmul" and ctx.users.get(src.name, 0) == 1:
+        from .ops import _gemm_operands
+        g = _gemm_operands(ctx, p)
+        if g is not None:
+            (a, b), attrs = g
+            # (op(A) @ op(B))^T = op(B)^T @ op(A)^T
+            return ctx.op("Gemm", b, a, transA=1 - attrs.get("transB", 0), transB=1 - attrs.get("transA", 0))
+    return ctx.op("Transpose", xs[0], perm=dims)
 
 
 @lowering("broadcast_to")
