@@ -13,7 +13,6 @@ onnxruntime 1.31 rejects) and to an opset in ``[MIN_OPSET, MAX_OPSET]``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -65,9 +64,6 @@ def numpy_to_tensor(arr: np.ndarray, name: str) -> TensorProto:
         t.raw_data = arr.astype(T.bfloat16.np).view(np.uint16).tobytes()
         return t
     return numpy_helper.from_array(arr if arr.flags.c_contiguous else arr.copy(order="C"), name)
-
-
-_SYM_EXPR = re.compile(r"^(.+)\+(\d+)$")
 
 
 @dataclass
@@ -187,12 +183,33 @@ class LoweringContext:
             self.require(15, "Shape with start/end (symbolic dimensions)")
             name = self.op("Shape", self.names.get(src, src), start=axis, end=axis + 1)
         else:
-            m = _SYM_EXPR.match(str(d))
-            if not m:
-                raise OnnxLoweringError(f"symbolic dimension {d!r} is not carried by any graph input")
-            name = self.op("Add", self.dim(m.group(1)), self.i64([int(m.group(2))]))
+            name = self._dim_expr(str(d))
         self._dim_cache[d] = name
         return name
+
+    def _dim_expr(self, text: str) -> str:
+        """A dimension written as arithmetic on symbols ("B+2", "B*3", "(H-1)//2+1") as int64 ONNX ops."""
+        import ast
+        try:
+            tree = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            tree = None
+        ops = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul", ast.FloorDiv: "Div"}  # sizes are >= 0
+
+        def build(n) -> str:
+            if isinstance(n, ast.Constant) and isinstance(n.value, int):
+                return self.i64([n.value])
+            if isinstance(n, ast.Name):
+                if n.id not in self._sym_source:
+                    raise OnnxLoweringError(f"symbolic dimension {n.id!r} (in {text!r}) is not carried by any "
+                                            "graph input")
+                return self.dim(n.id)
+            if isinstance(n, ast.BinOp) and type(n.op) in ops:
+                return self.op(ops[type(n.op)], build(n.left), build(n.right))
+            raise OnnxLoweringError(f"cannot express symbolic dimension {text!r} in ONNX")
+        if tree is None:
+            raise OnnxLoweringError(f"symbolic dimension {text!r} is not carried by any graph input")
+        return build(tree)
 
     def shape(self, shape) -> str:
         """An int64 shape tensor for ``shape`` (symbols become run-time sizes)."""

@@ -296,3 +296,18 @@ def test_reductions_lower_at_every_opset(opset):
     onnx.checker.check_model(m, full_check=True)
     got = compile_onnxruntime(g, {"opset": opset})(arrays)[0]
     np.testing.assert_array_equal(got, arrays[0].max(axis=(0, 2)))
+
+
+def test_symbolic_dimension_expressions():
+    g = Graph("expr")
+    x = g.add_input(T.TensorType(F32, ("B", 6)), "x")
+    with GraphBuilder(g):
+        r = P.reshape(x, shape=("B*2", 3))
+        f = P.full(shape=("(B+1)//2", 2), value="B", dtype=F32)
+    g.outputs = [r, f]
+    onnx.checker.check_model(graph_to_onnx(g), full_check=True)
+    for batch in (1, 4, 5):
+        xa = arr(F32, (batch, 6))
+        r_got, f_got = compile_onnxruntime(g, {})([xa])
+        np.testing.assert_array_equal(r_got, xa.reshape(batch * 2, 3))
+        np.testing.assert_array_equal(f_got, np.full(((batch + 1) // 2, 2), batch, np.float32))
