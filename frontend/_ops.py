@@ -825,7 +825,7 @@ def logsumexp(input, dim, keepdim: bool = False) -> Tensor:
 def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     x = input if dtype is None else cast(input, dtype)
     if p in ("fro", 2, 2.0, None):
-        return sqrt(sum(mul(x, x), dim, keepdim))
+        return _root_at_zero_safe(sum(mul(x, x), dim, keepdim), sqrt)
     if p in (float("inf"), "inf"):
         return amax(abs(x), dim if dim is not None else (), keepdim)
     if p in (float("-inf"),):
@@ -834,7 +834,15 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         return sum(abs(x), dim, keepdim)
     if p == 0:
         return sum(cast(ne(x, 0), x.dtype), dim, keepdim)
-    return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
+    return _root_at_zero_safe(sum(pow(abs(x), p), dim, keepdim), lambda t: pow(t, 1.0 / p))
+
+
+def _root_at_zero_safe(s: Tensor, root) -> Tensor:
+    """``root(s)`` whose gradient is 0 where ``s == 0`` (PyTorch's norm), instead of 0 * inf = nan."""
+    if not _explicit(s):
+        return root(s)
+    zero = eq(s, 0)
+    return where(zero, 0.0, root(where(zero, 1.0, s)))
 
 
 def cumsum(input, dim, *, dtype=None) -> Tensor:

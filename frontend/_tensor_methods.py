@@ -373,7 +373,10 @@ def contiguous(self, memory_format=None):
     if self._value is not None or self._data.flags.c_contiguous:
         return self
     if F._explicit(self):
-        return F._copy_op(self)
+        out = F._copy_op(self)  # recorded identity; numpy keeps the input's layout, so fix it here
+        if not out._data.flags.c_contiguous:
+            out._data = np.ascontiguousarray(out._data)
+        return out
     return _wrap(np.ascontiguousarray(self._data))
 
 
