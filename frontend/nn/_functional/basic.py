@@ -274,7 +274,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             count *= shape[i]
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(shape)}")
-        y, mean, var = _normalize_over(input, dims, eps)
+        mean = O.mean(input, dims, keepdim=True)
+        centered = O.sub(input, mean)
+        var = O.mean(O.mul(centered, centered), dims, keepdim=True)
         if running_mean is not None and running_var is not None:
             m = 0.1 if momentum is None else momentum
             with no_grad():
@@ -282,13 +284,22 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 unbiased = O.mul(O.reshape(O.detach(var), (c,)), count / (count - 1))
                 running_mean.mul_(1 - m).add_(O.mul(O.cast(batch_mean, running_mean.dtype), m))
                 running_var.mul_(1 - m).add_(O.mul(O.cast(unbiased, running_var.dtype), m))
-    else:
-        if running_mean is None or running_var is None:
-            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
-        mean = O.reshape(O.cast(running_mean, input.dtype), bshape)
-        inv = O.rsqrt(O.add(O.reshape(O.cast(running_var, input.dtype), bshape), eps))
-        y = O.mul(O.sub(input, mean), inv)
-    return _affine(y, weight, bias, bshape)
+        # fold the affine weight into the per-channel scale: one full-size multiply instead of two
+        scale = O.rsqrt(O.add(var, eps))
+        if weight is not None:
+            scale = O.mul(scale, O.reshape(weight, bshape))
+        y = O.mul(centered, scale)
+        return O.add(y, O.reshape(bias, bshape)) if bias is not None else y
+    if running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    # evaluation: y = x * scale + shift with per-channel scale and shift (two full-size ops)
+    scale = O.rsqrt(O.add(O.cast(running_var, input.dtype), eps))
+    if weight is not None:
+        scale = O.mul(scale, weight)
+    shift = O.neg(O.mul(O.cast(running_mean, input.dtype), scale))
+    if bias is not None:
+        shift = O.add(shift, bias)
+    return O.add(O.mul(input, O.reshape(scale, bshape)), O.reshape(shift, bshape))
 
 
 def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
