@@ -1,9 +1,15 @@
 """Shared test fixtures: deterministic seeds and the optional PyTorch oracle."""
 
+import os
+
 import numpy as np
 import pytest
 
-import ember
+# every captured graph, and every graph verify() sees (the pass manager verifies after each pass), must
+# round-trip through the IR text form: print(parse(print(g))) == print(g)
+os.environ.setdefault("EMBER_CHECK_IR", "1")
+
+import ember  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
