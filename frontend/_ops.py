@@ -130,7 +130,10 @@ def operands(*xs, dtype: DType | None = None, op: str = "") -> list[Tensor]:
             except ShapeError:
                 from ._dispatch import broadcast_error
                 raise broadcast_error(op or "broadcast", ts) from None
-            ts = [broadcast_to(t, shape) for t in ts]
+            if _state.tracer is not None:
+                ts = [broadcast_to(t, shape) for t in ts]
+            else:  # eager autograd only needs the operands it differentiates to be full-shaped
+                ts = [broadcast_to(t, shape) if t.requires_grad else t for t in ts]
     return ts
 
 

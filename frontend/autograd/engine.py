@@ -252,8 +252,10 @@ def _free(node: Node) -> None:
     node.freed = True
     node.out_data = None
     # leaves (parameters, index tensors) stay: they are alive anyway and the rules may index with them
-    node.inputs = tuple(x if parent is None or isinstance(x, _FreedInput) else _FreedInput(x)
-                        for x, parent in zip(node.inputs, node.parents))
+    parents = node.parents
+    if any(p is not None for p in parents):
+        node.inputs = tuple([x if parent is None or isinstance(x, _FreedInput) else _FreedInput(x)
+                             for x, parent in zip(node.inputs, parents)])
 
 
 def _accumulate_into_leaf(x, g, create_graph: bool, shared: set) -> None:
