@@ -103,5 +103,17 @@ def graph_to_json(graph: Graph) -> dict:
                    for v in graph.inputs],
         "nodes": [node(n) for n in graph.nodes],
         "outputs": [{"name": v.name, "type": fmt_type(v.type)} for v in graph.outputs],
-        "meta": printed_meta(graph),
+        "meta": _jsonable(printed_meta(graph)),
     }
+
+
+def _jsonable(v):
+    """Meta values as JSON: tuples become lists, dtypes and other objects their text form."""
+    from .printer import fmt_attr
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return fmt_attr(v)

@@ -30,6 +30,7 @@ class TracedModule:
     def __init__(self, cap: Capture, backend: str = "eager", options: Optional[dict] = None) -> None:
         self._capture = cap
         self._guards = cap.guards()
+        self._fn: Optional[Callable] = None  # the traced program, inlined when called under another trace
         self.backend = backend
         self.options = dict(options or {})
         self._compiled = None
@@ -54,6 +55,9 @@ class TracedModule:
         return self._compiled
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .. import _state
+        if _state.tracer is not None and self._fn is not None:  # traced inside another trace: inline it
+            return self._fn(*args, **kwargs)
         cap = self._capture
         leaves: list = []
         flatten((args, kwargs), leaves)
@@ -110,7 +114,9 @@ def trace(module_or_fn: Callable, example_inputs: Any = None, *, example_kwarg_i
     if symbols:
         from ._compile import _check_symbolic
         _check_symbolic(cap.graph)
-    return TracedModule(cap, backend)
+    traced = TracedModule(cap, backend)
+    traced._fn = module_or_fn
+    return traced
 
 
 def symbols_for(args: tuple, kwargs: dict, dynamic: Union[bool, dict, None]) -> dict:

@@ -249,3 +249,15 @@ def test_python_arithmetic_on_a_symbolic_size_is_refused():
         ember.jit.trace(f, ember.randn(4, 6), dynamic=True)
     traced = ember.jit.trace(f, ember.randn(4, 6))  # static shapes are fine
     np.testing.assert_array_equal(traced(ember.ones(4, 6)).numpy(), ember.ones(8, 3).numpy())
+
+
+def test_traced_module_inside_another_trace_is_inlined():
+    inner = ember.jit.trace(nn.Linear(3, 2), ember.randn(1, 3))
+
+    def outer(x):
+        return inner(x).relu()
+
+    traced = ember.jit.trace(outer, ember.randn(4, 3))
+    assert [n.op for n in traced.graph.nodes][-1] == "relu"
+    x = ember.randn(4, 3)
+    np.testing.assert_array_equal(traced(x).numpy(), outer(x).numpy())
