@@ -252,7 +252,7 @@ def test_python_arithmetic_on_a_symbolic_size_is_refused():
 
 
 def test_traced_module_inside_another_trace_is_inlined():
-    inner = ember.jit.trace(nn.Linear(3, 2), ember.randn(1, 3))
+    inner = ember.jit.trace(nn.Linear(3, 2), ember.randn(1, 3), dynamic=True)
 
     def outer(x):
         return inner(x).relu()
