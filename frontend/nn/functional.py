@@ -23,3 +23,4 @@ from ._functional.conv import (  # noqa: F401
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, avg_pool1d, avg_pool2d,
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, lp_pool2d, max_pool1d, max_pool2d,
 )
+from ._functional.sampling import interpolate, upsample  # noqa: F401

@@ -281,3 +281,31 @@ def test_digits_cnn_matches_torch_end_to_end():
             np.testing.assert_allclose(p.grad.numpy(), tparams[name].grad.numpy(), rtol=1e-4, atol=1e-5,
                                        err_msg=name)
     np.testing.assert_allclose(em[1].running_var.numpy(), tm[1].running_var.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,shape", [
+    ({"scale_factor": 2, "mode": "nearest"}, (2, 3, 4, 5)),
+    ({"size": (7, 3), "mode": "nearest"}, (2, 3, 4, 5)),
+    ({"size": (7, 9), "mode": "nearest-exact"}, (1, 2, 4, 5)),
+    ({"scale_factor": 2, "mode": "bilinear"}, (2, 3, 4, 5)),
+    ({"size": (5, 8), "mode": "bilinear", "align_corners": True}, (1, 2, 4, 5)),
+    ({"scale_factor": 1.7, "mode": "bilinear"}, (1, 2, 4, 5)),
+    ({"scale_factor": 3, "mode": "linear"}, (2, 3, 4)),
+    ({"size": 2, "mode": "bilinear"}, (1, 2, 5, 7)),
+])
+def test_interpolate_matches_torch(kwargs, shape):
+    x = np.random.default_rng(14).standard_normal(shape).astype(np.float32)
+    tx, ex = torch.tensor(x, requires_grad=True), ember.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.interpolate(tx, **kwargs)
+    ey = nn.functional.interpolate(ex, **kwargs)
+    np.testing.assert_allclose(ey.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    ct = np.random.default_rng(15).standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(ct))
+    ey.backward(ember.tensor(ct))
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_modules_repr_match_torch():
+    for build in (lambda m: m.Upsample(scale_factor=2), lambda m: m.Upsample(size=(4, 4), mode="bilinear"),
+                  lambda m: m.UpsamplingNearest2d(scale_factor=3), lambda m: m.UpsamplingBilinear2d(size=5)):
+        assert repr(build(nn)) == repr(build(torch.nn))

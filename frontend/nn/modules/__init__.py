@@ -22,3 +22,4 @@ from .pooling import (  # noqa: F401
     MaxPool2d,
 )
 from .sparse import Embedding  # noqa: F401
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: F401
