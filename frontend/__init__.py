@@ -63,4 +63,15 @@ def __getattr__(name: str):
     if name in ("autocast", "is_autocast_enabled", "get_autocast_dtype"):  # torch.autocast & co.
         from . import amp
         return getattr(amp, name)
+    if name in _NN_FUNCTIONS:  # torch.softmax, torch.conv2d, ...: the nn.functional definitions
+        from .nn import functional
+        return getattr(functional, name)
     raise AttributeError(f"module 'ember' has no attribute {name!r}")
+
+
+_NN_FUNCTIONS = frozenset({
+    "softmax", "log_softmax", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+    "max_pool2d", "avg_pool1d", "dropout", "layer_norm", "group_norm", "batch_norm", "embedding",
+    "adaptive_avg_pool1d", "adaptive_max_pool1d", "bilinear", "cosine_similarity", "hardtanh", "celu", "selu",
+    "prelu", "threshold", "alpha_dropout", "instance_norm", "kl_div", "binary_cross_entropy_with_logits",
+})

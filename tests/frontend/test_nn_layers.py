@@ -309,3 +309,12 @@ def test_upsample_modules_repr_match_torch():
     for build in (lambda m: m.Upsample(scale_factor=2), lambda m: m.Upsample(size=(4, 4), mode="bilinear"),
                   lambda m: m.UpsamplingNearest2d(scale_factor=3), lambda m: m.UpsamplingBilinear2d(size=5)):
         assert repr(build(nn)) == repr(build(torch.nn))
+
+
+def test_top_level_nn_functions_like_torch():
+    x = np.random.default_rng(16).standard_normal((3, 5)).astype(np.float32)
+    np.testing.assert_allclose(ember.softmax(ember.tensor(x), dim=1).numpy(),
+                               torch.softmax(torch.tensor(x), dim=1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ember.log_softmax(ember.tensor(x), 0).numpy(),
+                               torch.log_softmax(torch.tensor(x), 0).numpy(), rtol=1e-5, atol=1e-6)
+    assert ember.conv2d is nn.functional.conv2d
