@@ -143,6 +143,9 @@ class Tensor:
 
     @data.setter
     def data(self, other: "Tensor") -> None:
+        if _state.tracer is not None:  # ember.jit functionalizes the storage swap
+            _state.tracer.set_data(self, other)
+            return
         self._data = other._data
         self._version[0] += 1
 

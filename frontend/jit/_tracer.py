@@ -103,7 +103,7 @@ class Tracer:
             return b.value
         v = self.graph.add_input(type_ or t._type(), name, role)
         self.own.add(id(v))
-        snap = (t._value, t._node, t.requires_grad, t.grad, t._version[0])
+        snap = (t._value, t._node, t.requires_grad, t.grad, t._version[0], t._data)
         self.bindings[id(t)] = Binding(t, v, role, v.name, snap, grad_of)
         t._value = v
         return v
@@ -112,7 +112,7 @@ class Tracer:
         """Give every bound tensor back its concrete identity (after the trace)."""
         for b in self.bindings.values():
             t = b.tensor
-            t._value, t._node, t.requires_grad, t.grad, t._version[0] = b.snapshot
+            t._value, t._node, t.requires_grad, t.grad, t._version[0], t._data = b.snapshot
 
     def value_of(self, t: Any) -> Value:
         if not isinstance(t, Tensor):
@@ -207,11 +207,17 @@ class Tracer:
             f"cannot be captured in a graph (the branch taken would be silently frozen). To fix: {hint}.")
 
     # ------------------------------------------------------------ in-place updates
-    def assign(self, t: Tensor, new: Tensor) -> None:
+    def set_data(self, t: Tensor, new: Tensor) -> None:
+        """``t.data = new``: a storage swap behind autograd's back (allowed on leaves)."""
+        self.assign(t, new, check_leaf=False)
+
+    def assign(self, t: Tensor, new: Tensor, check_leaf: bool = True) -> None:
         """``t`` now holds ``new`` (an in-place op on a traced or bound tensor)."""
         if t._value is None:  # a free concrete tensor mutated inside the trace: lift it
             self.value_of(t)
-        if _state.grad_enabled and t.requires_grad and t._node is None and id(t) in self.bindings:
+        if new._value is None:
+            self.value_of(new)
+        if check_leaf and _state.grad_enabled and t.requires_grad and t._node is None and id(t) in self.bindings:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         new = self._conform(t, new)
         self._set(t, new)

@@ -178,3 +178,19 @@ def test_backward_nodes_are_labelled_with_their_forward_module():
     assert "model.0 (Linear)" in mods and "backward of model.0 (Linear)" in mods
     assert "backward of model.2 (Linear)" in mods
     assert_roundtrip(g)
+
+
+def test_data_assignment_is_functionalized_and_state_restored():
+    w = ember.randn(3, requires_grad=True)
+    before = w.detach().numpy().copy()
+
+    def f(x):
+        w.data = w.data * 0.5 + x
+        return w.sum()
+
+    traced = ember.jit.trace(f, ember.ones(3))
+    assert traced.graph.meta["writeback"] == [[1, "value", "w"]]
+    np.testing.assert_array_equal(w.detach().numpy(), before)  # tracing restored w (data and all)
+    out = traced(ember.ones(3))
+    np.testing.assert_array_equal(w.detach().numpy(), (before * np.float32(0.5) + 1).astype(np.float32))
+    assert out.item() == float(w.detach().numpy().sum(dtype=np.float32)) and w.requires_grad and w.is_leaf
