@@ -318,4 +318,9 @@ def compile(model: Optional[Callable] = None, *, fullgraph: bool = False, dynami
                                  options=options, disable=disable)
     if disable:
         return model
+    backend = _BACKEND_ALIASES.get(backend, backend)
     return CompiledFunction(model, backend=backend, dynamic=dynamic, options=options, fullgraph=fullgraph)
+
+
+# PyTorch's backend names, so `import ember as torch` programs run unchanged (on the numpy interpreter)
+_BACKEND_ALIASES = {"inductor": "eager", "aot_eager": "eager", "cudagraphs": "eager"}

@@ -127,6 +127,8 @@ def test_decorator_form_and_unknown_backend():
 
     x = ember.randn(2)
     np.testing.assert_array_equal(f(x).numpy(), x.exp().numpy())
+    assert ember.compile(lambda x: x * 2).backend == "eager"
+    assert ember.compile(lambda x: x * 2, backend="inductor").backend == "eager"  # PyTorch's default name
     bad = ember.compile(lambda x: x, backend="nope")
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         bad(x)
