@@ -43,3 +43,16 @@ def test_type_rule_rejects_bad_operands_with_shapes():
         PRIMITIVES["matmul"].infer(TensorType(float32, (4, 7)), TensorType(float32, (20, 32)))
     with pytest.raises(ShapeError, match="float32.*int64|dtypes differ"):
         PRIMITIVES["add"].infer(TensorType(float32, (2,)), TensorType(int64, (2,)))
+
+
+# the PyTorch-level API issue 2 promises; each needs samples in the op database's function table
+ISSUE_API = """add sub mul div __radd__ __rsub__ __rmul__ __rtruediv__ __rpow__ __matmul__ matmul eq ne lt le gt ge
+logical_and logical_or logical_xor logical_not exp log log1p sqrt rsqrt abs pow sin cos tanh sigmoid relu clamp
+where maximum minimum sign floor ceil round sum mean prod max min argmax argmin std var norm all any logsumexp view
+reshape transpose permute t T mT squeeze unsqueeze flatten expand repeat cat stack split chunk contiguous
+getitem""".split()
+
+
+def test_issue_api_has_function_cases():
+    have = {c.name for c in opdb.function_cases()}
+    assert not [n for n in ISSUE_API if n not in have]
