@@ -10,8 +10,13 @@ from ... import _state
 from ..._tensor import Tensor
 
 
-def _inplace(input: Tensor, result: Tensor, inplace: bool) -> Tensor:
-    return input.copy_(result) if inplace else result
+def _apply(input: Tensor, fn, inplace: bool, name: str) -> Tensor:
+    """``fn(input)``, or its in-place form: ember's in-place machinery applies ``fn`` to a stand-in that keeps
+    the old value and history, so the gradient never reads the overwritten tensor."""
+    if not inplace:
+        return fn(input)
+    from ..._tensor_methods import inplace as _inplace_op
+    return _inplace_op(input, fn, name)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -27,23 +32,21 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    out = O.where(O.gt(input, 0), input, O.mul(input, negative_slope))
-    return _inplace(input, out, inplace)
+    return _apply(input, lambda x: O.where(O.gt(x, 0), x, O.mul(x, negative_slope)), inplace, "leaky_relu_")
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    out = O.where(O.gt(input, 0), input, O.mul(O.expm1(input), alpha))
-    return _inplace(input, out, inplace)
+    return _apply(input, lambda x: O.where(O.gt(x, 0), x, O.mul(O.expm1(x), alpha)), inplace, "elu_")
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
-    return _inplace(input, O.mul(elu(input, alpha), scale), inplace)
+    return _apply(input, lambda x: O.mul(elu(x, alpha), scale), inplace, "selu_")
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    out = O.where(O.gt(input, 0), input, O.mul(O.expm1(O.div(input, alpha)), alpha))
-    return _inplace(input, out, inplace)
+    return _apply(input, lambda x: O.where(O.gt(x, 0), x, O.mul(O.expm1(O.div(x, alpha)), alpha)), inplace,
+                  "celu_")
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -56,11 +59,11 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _inplace(input, O.mul(input, O.sigmoid(input)), inplace)
+    return _apply(input, lambda x: O.mul(x, O.sigmoid(x)), inplace, "silu_")
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
-    return _inplace(input, O.mul(input, O.tanh(softplus(input))), inplace)
+    return _apply(input, lambda x: O.mul(x, O.tanh(softplus(x))), inplace, "mish_")
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -75,16 +78,16 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     # the gradient is zero on the boundaries themselves, as PyTorch's hardtanh_backward
-    out = O.where(O.le(input, min_val), min_val, O.where(O.ge(input, max_val), max_val, input))
-    return _inplace(input, out, inplace)
+    return _apply(input, lambda x: O.where(O.le(x, min_val), min_val, O.where(O.ge(x, max_val), max_val, x)),
+                  inplace, "hardtanh_")
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
-    return _inplace(input, O.div(hardtanh(O.add(input, 3.0), 0.0, 6.0), 6.0), inplace)
+    return _apply(input, lambda x: O.div(hardtanh(O.add(x, 3.0), 0.0, 6.0), 6.0), inplace, "hardsigmoid_")
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
-    return _inplace(input, O.mul(input, O.div(hardtanh(O.add(input, 3.0), 0.0, 6.0), 6.0)), inplace)
+    return _apply(input, lambda x: O.mul(x, O.div(hardtanh(O.add(x, 3.0), 0.0, 6.0), 6.0)), inplace, "hardswish_")
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -109,7 +112,7 @@ def tanhshrink(input: Tensor) -> Tensor:
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    return _inplace(input, O.where(O.gt(input, threshold), input, value), inplace)
+    return _apply(input, lambda x: O.where(O.gt(x, threshold), x, value), inplace, "threshold_")
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:

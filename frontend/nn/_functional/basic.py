@@ -10,6 +10,7 @@ from ... import _state
 from ..._creation import rand
 from ..._dispatch import apply
 from ..._tensor import Tensor
+from .activation import _apply
 
 
 # ----------------------------------------------------------------- linear
@@ -58,10 +59,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        out = O.mul(input, 0.0)
-    else:
-        out = O.mul(input, _mask_scale(tuple(input.shape), p, input.dtype))
-    return input.copy_(out) if inplace else out
+        return _apply(input, lambda x: O.mul(x, 0.0), inplace, "dropout_")
+    mask = _mask_scale(tuple(input.shape), p, input.dtype)
+    return _apply(input, lambda x: O.mul(x, mask), inplace, "dropout_")
 
 
 def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, spatial: int) -> Tensor:
@@ -74,10 +74,9 @@ def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, spa
     if not batched and len(shape) != spatial + 1:
         raise RuntimeError(f"dropout{spatial}d: expected {spatial + 1}D or {spatial + 2}D input, got {len(shape)}D")
     if p == 1.0:
-        out = O.mul(input, 0.0)
-    else:
-        out = O.mul(input, _mask_scale(mask_shape, p, input.dtype))
-    return input.copy_(out) if inplace else out
+        return _apply(input, lambda x: O.mul(x, 0.0), inplace, f"dropout{spatial}d_")
+    mask = _mask_scale(mask_shape, p, input.dtype)
+    return _apply(input, lambda x: O.mul(x, mask), inplace, f"dropout{spatial}d_")
 
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -100,8 +99,8 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
     keep = O.cast(O.ge(rand(*input.shape, dtype=input.dtype), p), input.dtype)
     a = ((1 - p) * (1 + p * alpha_p ** 2)) ** -0.5
     b = -a * alpha_p * p
-    out = O.add(O.mul(O.add(O.mul(input, keep), O.mul(O.rsub(keep, 1.0), alpha_p)), a), b)
-    return input.copy_(out) if inplace else out
+    return _apply(input, lambda x: O.add(O.mul(O.add(O.mul(x, keep), O.mul(O.rsub(keep, 1.0), alpha_p)), a), b),
+                  inplace, "alpha_dropout_")
 
 
 # ----------------------------------------------------------------- embedding
