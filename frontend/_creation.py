@@ -126,6 +126,7 @@ def tensor(data, *, dtype: DType | None = None, device=None, requires_grad: bool
            pin_memory: bool = False) -> Tensor:
     """``torch.tensor``: always copies ``data``."""
     check_device(device)
+    _check_dtype_arg("tensor", dtype)
     if isinstance(data, Tensor) and data._value is not None:
         return data.clone()
     arr = np.array(_to_numpy(data, dtype), copy=True)
@@ -222,9 +223,16 @@ def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=Non
     return _fill(_size(size), 0, dtype or get_default_dtype(), requires_grad, device)
 
 
+def _check_dtype_arg(fn: str, dtype) -> None:
+    if dtype is not None and not isinstance(dtype, DType):
+        raise TypeError(f"{fn}(): argument 'dtype' must be ember.dtype, not {type(dtype).__name__}")
+
+
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
+    if not isinstance(fill_value, (bool, int, float, np.number)):
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not {type(fill_value).__name__}")
     return _fill(_size((size,)), fill_value, dtype, requires_grad, device)
 
 
@@ -263,11 +271,20 @@ def _random(prim, shape, attrs, dtype, generator, requires_grad, device) -> Tens
     return _finish(t, requires_grad)
 
 
+def _float_only(fn: str, dtype) -> None:
+    _check_dtype_arg(fn, dtype)
+    if dtype is not None and not dtype.is_floating_point:
+        raise NotImplementedError(f"{fn}(): drawing {dtype.name} values is not supported; "
+                                  "use a floating-point dtype (or randint for integers)")
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _float_only("rand", dtype)
     return _random(P.uniform, _size(size), {"low": 0.0, "high": 1.0}, dtype, generator, requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _float_only("randn", dtype)
     return _random(P.normal, _size(size), {"mean": 0.0, "std": 1.0}, dtype, generator, requires_grad, device)
 
 
@@ -352,6 +369,8 @@ def range_(start, end, step=1, *, dtype=None) -> Tensor:
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     check_device(device)
     dtype = dtype or get_default_dtype()
+    if int(steps) < 0:
+        raise RuntimeError("number of steps must be non-negative")
     arr = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
     if dtype.is_floating_point:
         return _finish(_const(arr.astype(dtype.np)), requires_grad)
@@ -365,6 +384,8 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None) -> Tenso
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     check_device(device)
+    if n < 0 or (m is not None and m < 0):
+        raise RuntimeError(f"n must be greater or equal to 0, got {n if n < 0 else m}")
     return _finish(_const(np.eye(n, m, dtype=(dtype or get_default_dtype()).np)), requires_grad)
 
 

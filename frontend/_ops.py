@@ -1132,7 +1132,7 @@ def repeat_interleave(input, repeats: int, dim=None) -> Tensor:
 def cat(tensors: Sequence[Tensor], dim: int = 0, *, out=None) -> Tensor:
     tensors = [t for t in tensors if not (len(t.shape) == 1 and t.shape[0] == 0)] or list(tensors[:1])
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     nd = len(tensors[0].shape)
     if nd == 0:
         raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")

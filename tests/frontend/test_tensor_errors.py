@@ -95,3 +95,14 @@ def test_negative_or_out_of_range_indices_are_refused_not_wrapped():
     assert "out of bounds" in _err(lambda: ember.zeros(3).scatter_add(0, ember.tensor([7]), ember.ones(1)))
     assert "greater than 0" in _err(lambda: ember.chunk(x, 0))
     assert x[ember.tensor([-1])].tolist() == [[3.0, 4.0, 5.0]]  # advanced indexing does accept negatives
+
+
+def test_creation_argument_errors_like_torch():
+    assert "non-negative" in _err(lambda: ember.linspace(0, 1, -1))
+    assert "greater or equal to 0" in _err(lambda: ember.eye(-1))
+    assert "must be Number" in _err(lambda: ember.full((2,), "x"), TypeError)
+    assert "must be ember.dtype" in _err(lambda: ember.tensor([1], dtype="float32"), TypeError)
+    assert "floating-point" in _err(lambda: ember.rand(2, dtype=ember.int64), NotImplementedError)
+    assert "negative dimension" in _err(lambda: ember.zeros(-1))
+    assert "non-empty" in _err(lambda: ember.cat([]), ValueError)
+    assert "step must be nonzero" in _err(lambda: ember.arange(0, 10, 0))
