@@ -28,12 +28,14 @@ def _np(t) -> np.ndarray:
 @tvm.register_global_func(MATMUL_FN, override=True)
 def _matmul(a, b, trans_a, trans_b, out) -> None:
     """``out = op(a) @ op(b)`` on numpy's BLAS; ``op`` transposes the last two dims when asked."""
-    x, y = _np(a), _np(b)
+    x, y, out_arr = _np(a), _np(b), _np(out)
+    while x.ndim > 2 and x.shape[0] == 1:  # numpy's 2-D path goes straight to BLAS; its batched loop does not
+        x, y, out_arr = x[0], y[0], out_arr[0]
     if trans_a:
         x = np.swapaxes(x, -1, -2)
     if trans_b:
         y = np.swapaxes(y, -1, -2)
-    np.matmul(x, y, out=_np(out))
+    np.matmul(x, y, out=out_arr)
 
 
 @tvm.register_global_func(RANDOM_FN, override=True)

@@ -37,25 +37,37 @@ def _lowest(dtype: str):
 # ------------------------------------------------------------------ convolution via im2col + BLAS
 def _im2col(ctx, x, dt, channels_per_group, groups, in_hw, out_hw, k, conv_stride, dilation, lo, zero_stride):
     """cols[g, n, oh, ow, c, kh, kw] = v[n, g*Cg + c, oh*S + kh*D - lo, ow*S + kw*D - lo'] (0 outside),
-    where v is x with ``zero_stride - 1`` zeros inserted between its pixels (1: x itself)."""
+    where v is x with ``zero_stride - 1`` zeros inserted between its pixels (1: x itself).
+
+    Two kernels: the (small) padded / zero-inserted input first, so the (kh*kw times larger)
+    gather of windows has no bounds checks at all.
+    """
     (h, w), (ho, wo), (kh, kw) = in_hw, out_hw, k
     cg = channels_per_group
+    # extent of the padded input that the windows read
+    hp = (ho - 1) * conv_stride[0] + (kh - 1) * dilation[0] + 1
+    wp = (wo - 1) * conv_stride[1] + (kw - 1) * dilation[1] + 1
+    plain = zero_stride == (1, 1) and lo == (0, 0) and (hp, wp) == (h, w)
+    if not plain:
+        def source(i, size, s):
+            # (in range, index into x) of virtual coordinate i along an axis of x's size
+            if s == 1:
+                return tir.all(i >= 0, i < size), i
+            return tir.all(i >= 0, tir.floormod(i, s) == 0, tir.floordiv(i, s) < size), tir.floordiv(i, s)
 
-    def source(i, size, s):
-        # (in range, index into x) of virtual coordinate i along an axis of x's size
-        if s == 1:
-            return tir.all(i >= 0, i < size), i
-        return tir.all(i >= 0, tir.floormod(i, s) == 0, tir.floordiv(i, s) < size), tir.floordiv(i, s)
+        def padded(xt):
+            def body(b, c, p, q):
+                ok_i, ii = source(p - lo[0], h, zero_stride[0])
+                ok_j, jj = source(q - lo[1], w, zero_stride[1])
+                return tir.if_then_else(tir.all(ok_i, ok_j), xt[b, c, ii, jj], tir.const(0, dt))
+            return te.compute((xt.shape[0], xt.shape[1], hp, wp), body, name="pad_input")
+        x = ctx.emit_te(padded, x, name="pad_input")
 
-    def compute(xt):
+    def windows(xt):
         def body(g, b, oh, ow, c, r, q):
-            i = oh * conv_stride[0] + r * dilation[0] - lo[0]
-            j = ow * conv_stride[1] + q * dilation[1] - lo[1]
-            ok_i, ii = source(i, h, zero_stride[0])
-            ok_j, jj = source(j, w, zero_stride[1])
-            return tir.if_then_else(tir.all(ok_i, ok_j), xt[b, g * cg + c, ii, jj], tir.const(0, dt))
+            return xt[b, g * cg + c, oh * conv_stride[0] + r * dilation[0], ow * conv_stride[1] + q * dilation[1]]
         return te.compute((groups, xt.shape[0], ho, wo, cg, kh, kw), body, name="im2col")
-    return ctx.emit_te(compute, x, name="im2col")
+    return ctx.emit_te(windows, x, name="im2col")
 
 
 def _conv_via_blas(ctx, node, x, wmat, *, groups, cg, og, k, conv_stride, dilation, lo, zero_stride):
