@@ -87,14 +87,20 @@ def main() -> None:
         x = rng.standard_normal(shape).astype(np.float32)
         is_cnn = name.startswith("digits")
         ex = ember.tensor(x, requires_grad=not is_cnn)
-        e_ms = _timeit(_step(ember, emod, ex, ember.tensor(labels) if is_cnn else None), args.iters)
-        t_ms = ratio = float("nan")
+        e_step = _step(ember, emod, ex, ember.tensor(labels) if is_cnn else None)
+        t_step = None
         if torch is not None:
             tmod = tcase[1]
             tmod.load_state_dict({k: torch.tensor(v.numpy()) for k, v in emod.state_dict().items()})
             tx = torch.tensor(x, requires_grad=not is_cnn)
-            t_ms = _timeit(_step(torch, tmod, tx, torch.tensor(labels) if is_cnn else None), args.iters)
-            ratio = e_ms / t_ms
+            t_step = _step(torch, tmod, tx, torch.tensor(labels) if is_cnn else None)
+        # alternate the two libraries and keep each one's best: load changes on a shared machine hit both alike
+        e_ms = t_ms = float("inf")
+        for _ in range(3):
+            e_ms = min(e_ms, _timeit(e_step, args.iters))
+            if t_step is not None:
+                t_ms = min(t_ms, _timeit(t_step, args.iters))
+        ratio = e_ms / t_ms if t_step is not None else float("nan")
         print(f"{name:<22}{e_ms:>10.3f}{t_ms:>10.3f}{ratio:>8.2f}")
 
 
