@@ -163,3 +163,69 @@ def test_parameter_list_dict_repr_matches_torch():
     assert got[2:] == want[2:]
     assert got[0] == want[0].replace("torch", "ember")
     assert got[1] == want[1].replace("torch", "ember")
+
+
+def test_load_state_dict_assign_and_buffers():
+    m = nn.BatchNorm1d(3)
+    new_w = ember.tensor([1.0, 2.0, 3.0])
+    sd = dict(m.state_dict())
+    sd["weight"] = new_w
+    m.load_state_dict(sd, assign=True)
+    assert isinstance(m.weight, nn.Parameter) and m.weight.requires_grad
+    np.testing.assert_array_equal(m.weight.detach().numpy(), [1.0, 2.0, 3.0])
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kept = nn.Buffer(ember.ones(2))
+            self.temp = nn.Buffer(ember.zeros(2), persistent=False)
+
+    mm = M()
+    assert [n for n, _ in mm.named_buffers()] == ["kept", "temp"]
+    assert list(mm.state_dict()) == ["kept"]
+
+
+def test_hooks_with_kwargs_prepend_and_always_call():
+    order = []
+
+    class Boom(nn.Module):
+        def forward(self, x, *, scale=1.0):
+            if scale < 0:
+                raise ValueError("boom")
+            return x * scale
+
+    m = Boom()
+    m.register_forward_pre_hook(lambda mod, args, kwargs: (args, {"scale": kwargs.get("scale", 1.0) * 2}),
+                                with_kwargs=True)
+    m.register_forward_hook(lambda mod, args, out: order.append("second"))
+    m.register_forward_hook(lambda mod, args, out: order.append("first"), prepend=True)
+    m.register_forward_hook(lambda mod, args, kwargs, out: order.append(("always", out is None)), with_kwargs=True,
+                            always_call=True)
+    out = m(ember.ones(2), scale=1.5)
+    np.testing.assert_array_equal(out.numpy(), [3.0, 3.0])
+    assert order == ["first", "second", ("always", False)]
+    with pytest.raises(ValueError, match="boom"):
+        m(ember.ones(2), scale=-1.0)
+    assert order[-1] == ("always", True)
+
+
+def test_module_to_cuda_without_gpu_raises_like_torch():
+    m = nn.Linear(2, 2)
+    if not ember.cuda.is_available():
+        with pytest.raises((RuntimeError, AssertionError), match="(?i)cuda|nvidia|gpu"):
+            m.to("cuda")
+    with pytest.raises(TypeError, match="floating point"):
+        m.to(ember.int64)
+
+
+def test_named_modules_duplicates_and_get_submodule():
+    shared = nn.Linear(2, 2)
+    s = nn.Sequential(shared, nn.ReLU(), shared)
+    assert [n for n, _ in s.named_modules()] == ["", "0", "1"]
+    assert [n for n, _ in s.named_modules(remove_duplicate=False)] == ["", "0", "1", "2"]
+    assert s.get_submodule("2") is shared
+    assert s.get_parameter("0.weight") is shared.weight
+    with pytest.raises(AttributeError):
+        s.get_submodule("5")
+    ml = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+    assert repr(ml) == repr(torch.nn.ModuleList([torch.nn.Linear(2, 2) for _ in range(3)]))
