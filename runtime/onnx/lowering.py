@@ -254,7 +254,8 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
                   output_names: list | None = None, export_params: bool = True,
                   fuse_mode: str = "inline", producer: str = "ember",
                   param_values: dict | None = None, doc: str = "",
-                  bf16_io_as_f32: bool = False) -> onnx.ModelProto:
+                  bf16_io_as_f32: bool = False, transposed_inputs: frozenset = frozenset(),
+                  transposed_outputs: frozenset = frozenset()) -> onnx.ModelProto:
     """The ONNX model of ``graph``.
 
     ``param_values`` maps input names to arrays that become initializers (the
@@ -263,6 +264,9 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
     ``output_names`` rename the remaining inputs and the outputs.
     ``bf16_io_as_f32`` makes bfloat16 inputs/outputs float32 at the boundary
     (onnxruntime's Python API cannot hand bfloat16 tensors to numpy).
+    ``transposed_inputs`` (names) / ``transposed_outputs`` (indices) are 2-D values
+    that cross the boundary transposed, so column-major numpy arrays are fed and
+    returned as zero-copy ``.T`` views (onnxruntime folds the transposes into Gemm).
     """
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if not (MIN_OPSET <= opset <= MAX_OPSET):
@@ -279,17 +283,21 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
     ctx._used.update(rename_in.values())
     out_names = list(output_names or [])
     ctx._used.update(out_names)
-    boundary = {}
-    if bf16_io_as_f32:
-        for v in feeds:
-            if v.dtype is T.bfloat16:
-                outer = ctx.names[v.name]
-                ctx.names[v.name] = ctx.op("Cast", outer, to=ONNX_DTYPE[T.bfloat16])
-                boundary[v.name] = outer
+    boundary, boundary_type = {}, {}
+    for v in feeds:
+        outer, t = ctx.names[v.name], v.type
+        if v.name in transposed_inputs and v.type.ndim == 2:
+            t = T.TensorType(t.dtype, t.shape[::-1])
+            ctx.names[v.name] = ctx.op("Transpose", outer, perm=[1, 0])
+        if bf16_io_as_f32 and v.dtype is T.bfloat16:
+            t = T.TensorType(T.float32, t.shape)
+            ctx.names[v.name] = ctx.op("Cast", ctx.names[v.name], to=ONNX_DTYPE[T.bfloat16])
+        if t is not v.type:
+            boundary[v.name], boundary_type[v.name] = outer, t
     lower_nodes(ctx)
 
-    inputs = [value_info(boundary.get(v.name, ctx.names[v.name]),
-                         T.TensorType(T.float32, v.shape) if v.name in boundary else v.type) for v in feeds]
+    inputs = [value_info(boundary.get(v.name, ctx.names[v.name]), boundary_type.get(v.name, v.type))
+              for v in feeds]
     initializers = []
     if export_params:
         for v in graph.inputs:
@@ -305,6 +313,9 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
         if bf16_io_as_f32 and v.dtype is T.bfloat16:
             src = ctx.op("Cast", src, to=ONNX_DTYPE[T.float32])
             v = Value(v.name, T.TensorType(T.float32, v.shape))
+        if i in transposed_outputs and v.type.ndim == 2:
+            src = ctx.op("Transpose", src, perm=[1, 0])
+            v = Value(v.name, T.TensorType(v.dtype, v.shape[::-1]))
         want = out_names[i] if i < len(out_names) else (v.name if v.name not in seen_out else "")
         graph_input_names = {x.name for x in inputs} | {t.name for t in initializers}
         if not want or want != src or src in graph_input_names or src in seen_out:

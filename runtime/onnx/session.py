@@ -108,14 +108,11 @@ class OrtCompiledGraph:
     def __init__(self, graph: Graph, options: dict | None = None) -> None:
         options = dict(options or {})
         self.graph = graph
+        self.options = options
         self.device = str(options.get("device") or "cpu")
         self.providers = providers_for(self.device, options.get("providers"))
-        self.model = graph_to_onnx(graph, opset=options.get("opset"), export_params=False,
-                                   fuse_mode=options.get("fuse_mode", "inline"), bf16_io_as_f32=True)
-        self.session = make_session(self.model.SerializeToString(), self.providers,
-                                    threads=options.get("threads"), optimization=options.get("optimization", "all"))
-        self._in_names = [i.name for i in self.model.graph.input]
-        self._out_names = [o.name for o in self.model.graph.output]
+        self._variants: dict = {}
+        self.model, self.session, _, _ = self._variant((frozenset(), frozenset()))
         self._in_types = [v.dtype for v in graph.inputs]
         self._out_types = [v.dtype for v in graph.outputs]
         kind = _ORT_DEVICE.get(_provider_name(self.providers[0]), "cpu")
@@ -123,39 +120,69 @@ class OrtCompiledGraph:
         self._device_id = int(self.device.partition(":")[2] or 0) if kind == "cuda" else 0
         # inputs that may stay resident: parameters, buffers, optimizer state
         self.resident = {v.name for v in graph.inputs if graph.input_roles.get(v.name, ROLE_INPUT) != ROLE_INPUT}
-        self._resident_idx = [i for i, v in enumerate(graph.inputs) if v.name in self.resident]
-        self._cache: dict[int, tuple[int, ort.OrtValue]] = {}  # input index -> (id(array), OrtValue)
+        self._resident_idx = frozenset(i for i, v in enumerate(graph.inputs) if v.name in self.resident)
         self._returned: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}  # id(array) -> (array, value)
-        self._binding = self.session.io_binding()
+        # output index -> index of the input it is the new value of (functionalized write-backs)
+        in_index = {v.name: i for i, v in enumerate(graph.inputs)}
+        self._writes: dict[int, int] = {}
+        for idx, kind_, name in graph.meta.get("writeback", []):
+            target = name if kind_ == "value" else f"{name}.grad" if kind_ == "grad" else None
+            if target in in_index and idx >= 0:
+                self._writes[int(idx)] = in_index[target]
         self.calls = 0
         self.uploads = 0  # resident inputs that had to be (re)wrapped or copied in
 
+    def _variant(self, key):
+        """(model, session, binding, input names) for a boundary layout: which 2-D inputs/outputs are transposed.
+
+        Parameters and optimizer state that eager code created column-major (a gradient computed
+        as a transposed product) are fed as their row-major ``.T`` and written back the same way,
+        instead of being copied into row-major order every step.
+        """
+        v = self._variants.get(key)
+        if v is None:
+            t_in, t_out = key
+            names = [self.graph.inputs[i].name for i in t_in]
+            model = graph_to_onnx(self.graph, opset=self.options.get("opset"), export_params=False,
+                                  fuse_mode=self.options.get("fuse_mode", "inline"), bf16_io_as_f32=True,
+                                  transposed_inputs=frozenset(names), transposed_outputs=frozenset(t_out))
+            sess = make_session(model.SerializeToString(), self.providers, threads=self.options.get("threads"),
+                                optimization=self.options.get("optimization", "all"))
+            v = self._variants[key] = (model, sess, sess.io_binding(), [i.name for i in model.graph.input])
+        return v
+
+    @staticmethod
+    def _column_major(a) -> bool:
+        return (isinstance(a, np.ndarray) and a.ndim == 2 and not a.flags.c_contiguous and a.flags.f_contiguous
+                and a.shape[0] > 1 and a.shape[1] > 1)
+
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != len(self._in_names):
-            raise ValueError(f"{self.graph.name}: expected {len(self._in_names)} inputs, got {len(inputs)}")
-        b = self._binding
-        resident = set(self._resident_idx)
-        for i, (name, arr, dt) in enumerate(zip(self._in_names, inputs, self._in_types)):
+        if len(inputs) != len(self._in_types):
+            raise ValueError(f"{self.graph.name}: expected {len(self._in_types)} inputs, got {len(inputs)}")
+        t_in = frozenset(i for i in self._resident_idx if self._column_major(inputs[i]))
+        t_out = frozenset(o for o, i in self._writes.items() if i in t_in)
+        _, session, b, in_names = self._variant((t_in, t_out))
+        for i, (name, arr, dt) in enumerate(zip(in_names, inputs, self._in_types)):
             hit = self._returned.get(id(arr))
             if hit is not None and hit[0] is arr:
                 value = hit[1]  # our own output of last call: already an OrtValue on the device
             else:
-                value = to_ortvalue(arr, dt, self._ort_device, self._device_id)
-                if i in resident:
+                value = to_ortvalue(arr.T if i in t_in else arr, dt, self._ort_device, self._device_id)
+                if i in self._resident_idx:
                     self.uploads += 1
             b.bind_ortvalue_input(name, value)
-            if i in resident:
-                self._cache[i] = (id(arr), value)
-        for name in self._out_names:
+        out_names = [o.name for o in session.get_outputs()]
+        for name in out_names:
             b.bind_output(name, self._ort_device, self._device_id)
-        self.session.run_with_iobinding(b)
+        session.run_with_iobinding(b)
         values = b.get_outputs()
         outs = [from_ortvalue(v, dt) for v, dt in zip(values, self._out_types)]
         b.clear_binding_inputs()
         b.clear_binding_outputs()
         # remember what we handed out: when the caller feeds it back (a written-back parameter),
         # its OrtValue is reused instead of wrapping (or, on a GPU, uploading) it again
-        self._returned = {id(a): (a, v) for a, v in zip(outs, values)}
+        self._returned = {id(a): (a, v) for i, (a, v) in enumerate(zip(outs, values)) if i not in t_out}
+        outs = [a.T if i in t_out else a for i, a in enumerate(outs)]
         self.calls += 1
         return outs
 
