@@ -12,6 +12,9 @@ from ember.ir.types import (  # noqa: F401  dtypes are shared with the IR
 )
 
 from . import _state  # noqa: F401
+from . import _allocator
+
+_allocator.tune()
 from ._tensor import Size, Tensor, device  # noqa: F401
 from . import _dispatch  # noqa: F401  installs the eager handler
 from . import _tensor_methods  # noqa: F401  attaches Tensor methods
