@@ -61,3 +61,18 @@ def test_bfloat16_inputs_and_outputs_cross_the_boundary_exactly():
     (y,) = compile_graph(g, "onnxruntime")([a])
     assert y.dtype == T.bfloat16.np
     np.testing.assert_array_equal(y.astype(np.float32), (a.astype(np.float32) * 2))
+
+
+def test_column_major_state_is_fed_and_returned_transposed_without_copies():
+    g = _sgd_graph()
+    g.meta["writeback"] = [[0, "value", "w"], [1, "value", "v"]]
+    c = compile_graph(g, "onnxruntime")
+    rng = np.random.default_rng(1)
+    w = np.asfortranarray(rng.standard_normal((4, 3)).astype(np.float32))
+    v = np.asfortranarray(np.zeros((4, 3), np.float32))
+    grad = rng.standard_normal((4, 3)).astype(np.float32)
+    w2, v2 = c([w, v, grad])
+    np.testing.assert_allclose(v2, grad, rtol=1e-6)
+    np.testing.assert_allclose(w2, w - 0.1 * grad, rtol=1e-6)
+    assert w2.flags.f_contiguous and v2.flags.f_contiguous  # same layout as the buffers they are written into
+    assert len(c._variants) == 2  # the row-major model and one transposed-boundary variant
