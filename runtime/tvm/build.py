@@ -17,6 +17,7 @@ from typing import Any, Union
 
 import tvm
 from tvm import relax
+from tvm import tirx as tir
 
 TargetSpec = Union[str, dict, "tvm.target.Target"]
 
@@ -63,6 +64,38 @@ def cpu_pipeline(target: tvm.target.Target, options: dict):
     return _pipeline
 
 
+def gpu_pipeline(target: tvm.target.Target):
+    """TVM's CUDA pipeline with ember's legalization (no FoldConstant, see ``legalize_passes``) and DLight
+    schedules applied kernel by kernel: a rule that fails on one kernel (DLight's reduction rules reject
+    some of ember's TE reductions) falls back to DLight's generic GPU schedule for that kernel only."""
+    from tvm.relax.backend.cuda import pipeline as gpu
+    from tvm.s_tir import dlight as dl
+
+    def schedule_each(mod: tvm.IRModule) -> tvm.IRModule:
+        rules = [(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()),
+                 (dl.gpu.Fallback(),)]
+        out = mod
+        for gv, func in mod.functions.items():
+            if not isinstance(func, tir.PrimFunc):
+                continue
+            for rule in rules:
+                try:
+                    single = dl.ApplyDefaultSchedule(*rule)(tvm.IRModule({gv: func}))
+                    out.update_func(gv, single[gv])
+                    break
+                except Exception:  # noqa: BLE001 - try the next, more generic rule
+                    continue
+        return out
+
+    @tvm.transform.module_pass(opt_level=0, name="ember_gpu_pipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        with target:
+            mod = tvm.transform.Sequential(gpu.library_dispatch_passes(target) + legalize_passes())(mod)
+            mod = schedule_each(mod)
+            return tvm.transform.Sequential(gpu.dataflow_lower_passes(target) + gpu.finalize_passes(target))(mod)
+    return _pipeline
+
+
 def legalize_passes() -> list:
     """TVM's CPU legalization without FoldConstant: ember folds constants itself (``ember.passes.fold``),
     and TVM's folding turns fills inside ember's Primitive functions into tensor constants, which
@@ -86,7 +119,7 @@ def build(mod: tvm.IRModule, target: tvm.target.Target, options: dict | None = N
     """Compile a Relax module into a VM executable."""
     options = options or {}
     if is_gpu(target):
-        return tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
+        return tvm.compile(mod, target=target, relax_pipeline=gpu_pipeline(target))
     try:
         return tvm.compile(mod, target=target, relax_pipeline=cpu_pipeline(target, options))
     except Exception:  # noqa: BLE001 - a scheduled kernel code generation rejected: build unscheduled

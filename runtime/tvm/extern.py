@@ -41,6 +41,10 @@ def _matmul(a, b, trans_a, trans_b, out) -> None:
 @tvm.register_global_func(RANDOM_FN, override=True)
 def _random(kind, params, uid, out) -> None:
     """Fill ``out`` with ember's kernel for ``kind`` on ember's default generator."""
-    dst = _np(out)
     attrs = json.loads(params)
-    dst[...] = KERNELS[kind](shape=dst.shape, dtype=from_numpy(dst.dtype), **attrs)
+    shape, dtype = tuple(int(d) for d in out.shape), np.dtype(str(out.dtype))
+    values = KERNELS[kind](shape=shape, dtype=from_numpy(dtype), **attrs)
+    if out.device.dlpack_device_type() == tvm.cpu().dlpack_device_type():
+        _np(out)[...] = values
+    else:  # a GPU buffer: draw on the host (ember's generator), copy over
+        out.copyfrom(np.ascontiguousarray(values))
