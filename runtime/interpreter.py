@@ -120,6 +120,8 @@ class Interpreter:
             sym_attrs = tuple(k for k, v in n.attrs.items() if _mentions(v, self.symbols))
             self.steps.append(_Step(fn, tuple(slot[id(v)] for v in n.inputs), n.attrs, sym_attrs,
                                     slot[id(n.output)], tuple(frees.get(i, ())), n))
+        self.plan = [(st.fn, st.args, st.attrs, st.sym_attrs, st.out, st.free) for st in self.steps]
+        self.expected = [(t.shape, t.dtype.np) for t in self.input_types]
         if self.options.get("inplace", False):  # buffer reuse by liveness (ember.runtime.fused)
             from .fused import inplace_kernels
             for i, fn in inplace_kernels(graph).items():
@@ -171,24 +173,30 @@ class Interpreter:
         if env is None:
             self._check_static(inputs)
         regs: list[Any] = list(inputs) + [None] * (self.n_slots - len(inputs))
-        for st in self.steps:
-            attrs = st.attrs
-            if st.sym_attrs:
+        ndarray = np.ndarray
+        # the hot loop: plain tuples unpacked per step (cheaper than attribute lookups)
+        for k, (fn, args, attrs, sym_attrs, out_slot, free) in enumerate(self.plan):
+            if sym_attrs:
                 attrs = dict(attrs)
-                for k in st.sym_attrs:
-                    attrs[k] = _resolve(attrs[k], env)
+                for name in sym_attrs:
+                    attrs[name] = _resolve(attrs[name], env)
             try:
-                out = st.fn(*[regs[i] for i in st.args], **attrs)
+                out = fn(*[regs[i] for i in args], **attrs)
             except Exception as exc:  # noqa: BLE001 - re-raised naming the node
-                raise self._node_error(st, exc, regs) from exc
-            if type(out) is not np.ndarray:
+                raise self._node_error(self.steps[k], exc, regs) from exc
+            if type(out) is not ndarray:
                 out = np.asarray(out)
-            regs[st.out] = out
-            for i in st.free:
+            regs[out_slot] = out
+            for i in free:
                 regs[i] = None
         return [regs[i] for i in self.outputs]
 
     def _check_static(self, inputs: Sequence[np.ndarray]) -> None:
+        for (shape, dt), a in zip(self.expected, inputs):
+            if a.shape != shape or (a.dtype is not dt and a.dtype != dt):
+                self._input_error(inputs)
+
+    def _input_error(self, inputs: Sequence[np.ndarray]) -> None:
         for v, t, a in zip(self.graph.inputs, self.input_types, inputs):
             if a.shape != t.shape or a.dtype != t.dtype.np:
                 raise GraphRuntimeError(f"input %{v.name} of graph {self.graph.name} expects {fmt_type(t)}, got "
