@@ -120,12 +120,12 @@ class Interpreter:
             sym_attrs = tuple(k for k, v in n.attrs.items() if _mentions(v, self.symbols))
             self.steps.append(_Step(fn, tuple(slot[id(v)] for v in n.inputs), n.attrs, sym_attrs,
                                     slot[id(n.output)], tuple(frees.get(i, ())), n))
-        self.plan = [(st.fn, st.args, st.attrs, st.sym_attrs, st.out, st.free) for st in self.steps]
-        self.expected = [(t.shape, t.dtype.np) for t in self.input_types]
         if self.options.get("inplace", False):  # buffer reuse by liveness (ember.runtime.fused)
             from .fused import inplace_kernels
             for i, fn in inplace_kernels(graph).items():
                 self.steps[i].fn = fn
+        self.plan = [(st.fn, st.args, st.attrs, st.sym_attrs, st.out, st.free) for st in self.steps]
+        self.expected = [(t.shape, t.dtype.np) for t in self.input_types]
 
     def _kernel_for(self, n: Node) -> Callable:
         if n.op == "constant" and isinstance(n.attrs.get("value"), MissingConstant):

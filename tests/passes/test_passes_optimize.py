@@ -237,3 +237,29 @@ def test_remat_recomputes_cheap_values_and_lowers_peak_memory():
     assert peak_bytes(r) < peak_bytes(joint)
     for a, b in zip(run(r, [x, y]), run(joint, [x, y])):
         np.testing.assert_array_equal(a, b)
+
+
+def test_interpreter_inplace_option_reuses_dead_buffers():
+    import tracemalloc
+
+    from ember.runtime.interpreter import Interpreter
+    x = np.ones(1 << 20, np.float32)
+
+    def f(a):
+        v = a
+        for _ in range(4):
+            v = P.exp(P.neg(v))
+        return v
+    g = build(f, [x])
+
+    def peak(interp):
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        out = interp([x])[0]
+        p = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return p, out
+    p_plain, ref = peak(Interpreter(g))
+    p_inplace, out = peak(Interpreter(g, {"inplace": True}))
+    np.testing.assert_array_equal(out, ref)
+    assert p_inplace < 0.75 * p_plain  # one buffer for the whole chain instead of two alive at a time
