@@ -29,7 +29,7 @@ class TracedModule:
 
     def __init__(self, cap: Capture, backend: str = "eager", options: Optional[dict] = None) -> None:
         self._capture = cap
-        self._guards = cap.guards()
+        self._guards = cap.guards(minimal=True)
         self._fn: Optional[Callable] = None  # the traced program, inlined when called under another trace
         self.backend = backend
         self.options = dict(options or {})

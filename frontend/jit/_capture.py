@@ -309,13 +309,19 @@ class Capture:
         return unflatten(self.output_tree, user)
 
     # ------------------------------------------------------------ guards
-    def guards(self) -> list:
+    def guards(self, minimal: bool = False) -> list:
         """What the graph assumed about the tensors it reads: shape, dtype, requires_grad and, for
         tensors that collect gradients, whether ``.grad`` existed (it decides between creating a
         gradient and accumulating into one). Computed right after capture."""
         named = self._module_tensors()
         leaves = self.__dict__.get("_example_leaves", [])
         out = []
+        if minimal and not any(src[0] == "grad" for src in self.sources) and not any(
+                kind != "value" for _, kind, _ in self.writeback):
+            # a graph that neither reads nor writes gradients does not care whether .grad exists, and the
+            # runtime checks input shapes and dtypes itself
+            self.__dict__.pop("_example_leaves", None)
+            return out
         for v, src in zip(self.graph.inputs, self.sources):
             if src[0] == "arg" and not leaves:
                 continue
