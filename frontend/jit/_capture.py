@@ -125,20 +125,7 @@ def _free_module_names(fn: Callable) -> dict[int, str]:
 def _free_tensor_names(fn: Callable) -> dict[int, str]:
     """id -> name of tensors a function reaches through its closure or globals."""
     names: dict[int, str] = {}
-    fn = getattr(fn, "__func__", fn)
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return names
-    found = []
-    for name in code.co_names:
-        if name in getattr(fn, "__globals__", {}):
-            found.append((name, fn.__globals__[name]))
-    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
-        try:
-            found.append((name, cell.cell_contents))
-        except ValueError:
-            continue
-    for name, v in found:
+    for name, v in _free_objects(fn):
         if isinstance(v, Tensor):
             names.setdefault(id(v), name)
         elif _is_module(v):  # a global model: its tensors get qualified names (model.fc1.weight)
