@@ -710,6 +710,19 @@ def _function_table() -> list[FuncCase]:
         C("gather", lambda m, x, i: m.gather(x, 1, i), (a34, np.array([[0, 0], [1, 3], [2, 1]], I64))),
         C("index_select", lambda m, x, i: m.index_select(x, 0, i), (a34, np.array([2, 0, 2], I64))),
         C("masked_fill", lambda m, x, k: x.masked_fill(k, -1.0), (a34, mask)),
+        # --- in-place ops on non-leaf tensors (values and gradients through the in-place history)
+        C("add_", lambda m, x, y: (x * 1).add_(y), (a34, b4)),
+        C("mul_", lambda m, x, y: (x * 1).mul_(y), (a34, b31)),
+        C("sub_", lambda m, x: (x * 1).sub_(0.5, alpha=2), (a34,)),
+        C("div_", lambda m, x, y: (x * 1).div_(y), (a34, nz)),
+        C("clamp_", lambda m, x: (x * 1).clamp_(-0.5, 0.5), (a34,)),
+        C("zero_", lambda m, x: (x * 2).zero_() + x, (a34,)),
+        C("fill_", lambda m, x: (x * 2).fill_(3.0) * x, (a34,)),
+        C("copy_", lambda m, x, y: (x * 2).copy_(y) * x, (a34, b4)),
+        C("exp_", lambda m, x: (x * 1).exp_(), (a34,)),
+        C("view-inplace", lambda m, x: _inplace_through_view(x * 1), (a34,)),
+        C("setitem", lambda m, x, y: _setitem(x * 1, (slice(None), 1), y), (a34, uniform((3,), 60))),
+        C("setitem", lambda m, x, k: _setitem(x * 1, k, 0.0), (a34, mask), "mask"),
         # --- indexing
         C("getitem", lambda m, x: x[1], (a34,), "int"), C("getitem", lambda m, x: x[-1], (a34,), "neg"),
         C("getitem", lambda m, x: x[::2], (a34,), "step"), C("getitem", lambda m, x: x[1:3, ::2], (a34,), "slices"),
@@ -729,6 +742,17 @@ def _function_table() -> list[FuncCase]:
         C("getitem", lambda m, x: x[1], (ncx,), "noncontig"),
     ]
     return cases
+
+
+def _inplace_through_view(x):
+    x[1:, ::2].mul_(3.0)
+    x.t()[0].add_(1.0)
+    return x
+
+
+def _setitem(x, idx, value):
+    x[idx] = value
+    return x
 
 
 def function_cases(name: str | None = None) -> Iterator[FuncCase]:
