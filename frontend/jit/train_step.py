@@ -113,6 +113,7 @@ class TrainStep:
         self.optimizers = optimizers
         self.modules = modules
         self.warmed_up = False
+        self.layouts_normalized = False
         self.lr_tensors: list[tuple[dict, str, Tensor]] = []  # (group, key, 0-d tensor fed as input)
         for i, opt in enumerate(optimizers):
             for j, group in enumerate(opt.param_groups):
@@ -143,7 +144,26 @@ class TrainStep:
             self.warmed_up = True
             self.compiled.stats["eager_warmup"] = 1
             return True
+        if not self.layouts_normalized:
+            self.layouts_normalized = True
+            self._row_major_state()
         return False
+
+    def _row_major_state(self) -> None:
+        """Gradients and optimizer state the warm-up left column-major (a weight's gradient comes out of
+        eager autograd as a transposed product) become row-major once, before the first compiled call:
+        PyTorch keeps ``.grad`` in its parameter's layout too, and a backend then needs no transposes at
+        its boundary for them. Only tensors that are not views of something else are re-laid out."""
+        def fix(t) -> None:
+            if (isinstance(t, Tensor) and t._data is not None and t._base is None and t._data.ndim >= 2
+                    and not t._data.flags.c_contiguous):
+                t._data = np.ascontiguousarray(t._data)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    fix(getattr(p, "grad", None))
+                    for v in opt.state.get(p, {}).values():
+                        fix(v)
 
     def after_call(self) -> None:
         """Sync Python-side state (GradScaler's scale and tracker) from the tensors the graph updated."""
