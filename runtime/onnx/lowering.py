@@ -327,7 +327,8 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
         outputs.append(value_info(want, v.type))
     # node outputs named like a requested output must not collide: rename by re-lowering is
     # overkill; Identity above handles every case because ctx.fresh never yields a reserved name
-    all_nodes = eliminate_dead_nodes(ctx.nodes + final_nodes, [o.name for o in outputs])
+    all_nodes = eliminate_dead_nodes(_fold_output_identities(ctx.nodes, final_nodes, outputs),
+                                     [o.name for o in outputs])
     used = {i for n in all_nodes for i in n.input} | {o.name for o in outputs}
     ctx.initializers = [t for t in ctx.initializers if t.name in used]
     initializers = [t for t in initializers if t.name in used]  # e.g. BatchNorm's num_batches_tracked
@@ -339,6 +340,35 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
                               functions=list(ctx.functions.values()))
     helper.set_model_props(model, {"ember.graph": graph.name})
     return model
+
+
+def _fold_output_identities(nodes: list, final_nodes: list, outputs: list) -> list:
+    """``nodes + final_nodes`` with each ``Identity(x) -> out`` dropped by naming ``x``'s producer ``out``.
+
+    onnxruntime keeps such an Identity (a full copy) whenever ``x`` is also read inside the graph,
+    e.g. a gradient that the optimizer update reads and that is written back too.
+    """
+    produced = {o: n for n in nodes for o in n.output if o}
+    taken = set(produced) | {o.name for o in outputs}
+    renamed: dict[str, str] = {}
+    kept = []
+    for idn in final_nodes:
+        src = idn.input[0] if idn.op_type == "Identity" else None
+        if src in produced and src not in renamed and src not in {o.name for o in outputs}:
+            renamed[src] = idn.output[0]
+            continue
+        kept.append(idn)
+    if not renamed:
+        return nodes + final_nodes
+    assert not (set(renamed.values()) & (taken - {o.name for o in outputs}))
+    for n in nodes + kept:
+        for j, name in enumerate(n.input):
+            if name in renamed:
+                n.input[j] = renamed[name]
+        for j, name in enumerate(n.output):
+            if name in renamed:
+                n.output[j] = renamed[name]
+    return nodes + kept
 
 
 def eliminate_dead_nodes(nodes: list, outputs: list[str]) -> list:
