@@ -207,3 +207,15 @@ def test_backward_frees_intermediate_buffers_but_allows_saving_free_rerun():
     z.backward()
     z.backward()
     np.testing.assert_allclose(x.grad.numpy()[:2], 6 * np.exp(2.0) + 2, rtol=1e-6)
+
+
+def test_functional_jacobian_and_hessian_match_torch():
+    torch = pytest.importorskip("torch")
+    x0 = np.array([0.5, -1.0, 2.0])
+    res = []
+    for m in (torch, ember):
+        jac = m.autograd.functional.jacobian(lambda x: x.exp() * x.sum(), m.tensor(x0))
+        hes = m.autograd.functional.hessian(lambda x: (x ** 3).sum() * x[0], m.tensor(x0))
+        res.append((jac.detach().numpy(), hes.detach().numpy()))
+    np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-6)
+    np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-6)
