@@ -12,9 +12,7 @@ from ember.ir.types import (  # noqa: F401  dtypes are shared with the IR
 )
 
 from . import _state  # noqa: F401
-from . import _allocator
-
-_allocator.tune()
+from . import _allocator  # noqa: F401
 from ._tensor import Size, Tensor, device  # noqa: F401
 from . import _dispatch  # noqa: F401  installs the eager handler
 from . import _tensor_methods  # noqa: F401  attaches Tensor methods
@@ -78,3 +76,6 @@ _NN_FUNCTIONS = frozenset({
     "adaptive_avg_pool1d", "adaptive_max_pool1d", "bilinear", "cosine_similarity", "hardtanh", "celu", "selu",
     "prelu", "threshold", "alpha_dropout", "instance_norm", "kl_div", "binary_cross_entropy_with_logits",
 })
+
+
+_allocator.tune()  # keep freed activation memory in-process (see _allocator)
