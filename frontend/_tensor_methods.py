@@ -187,7 +187,7 @@ def zero_(self):
     if self._value is None and _state.tracer is None and not (_state.grad_enabled and self.requires_grad):
         _write_scalar(self, 0, "zero_")
         return self
-    return inplace(self, lambda x: F.mul(x, 0), "zero_")
+    return inplace(self, lambda x: _overwrite(x, 0), "zero_")
 
 
 def fill_(self, value):
@@ -197,7 +197,7 @@ def fill_(self, value):
             _state.grad_enabled and self.requires_grad):
         _write_scalar(self, value, "fill_")
         return self
-    return inplace(self, lambda x: F.add(F.mul(x, 0), value), "fill_")
+    return inplace(self, lambda x: _overwrite(x, value), "fill_")
 
 
 def _write_scalar(x: Tensor, value, name: str) -> None:
@@ -216,8 +216,15 @@ def copy_(self, src, non_blocking=False):
         np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")
         self._version[0] += 1
         return self
-    return inplace(self, lambda x: F.add(F.mul(x, 0), F.cast(F.broadcast_to(src, tuple(x.shape)), x.dtype)),
-                   "copy_")
+    return inplace(self, lambda x: _overwrite(x, F.cast(F.broadcast_to(src, tuple(x.shape)), x.dtype)), "copy_")
+
+
+def _overwrite(x: Tensor, value) -> Tensor:
+    """``value`` in place of every element of ``x``, keeping ``x`` in the autograd graph (zero gradient).
+
+    A select rather than ``x * 0 + value``: NaN or inf already in ``x`` must not survive the write.
+    """
+    return F.where(F.ones_like_bool(x), value, x)
 
 
 def requires_grad_(self, requires_grad: bool = True):
