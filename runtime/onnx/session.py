@@ -8,7 +8,14 @@ included), opens one ``InferenceSession`` and runs it through IO binding:
   optimizer state written back by the caller) reuses its ``OrtValue``, so on a
   device provider weights and optimizer state stay resident;
 - outputs are allocated by ONNX Runtime and handed back as numpy views of its
-  buffers (no copy on CPU).
+  buffers (no copy on CPU);
+- on CPU, a written-back output (new parameter, optimizer state, gradient) whose
+  old value nothing in the graph reads after the output's producer ran is bound
+  to the *input's own buffer*: ONNX Runtime writes the new value in place and the
+  caller gets the input array back, so its write-back copy is skipped and views of
+  parameters keep seeing the values (see ``inplace_writes``);
+- on CPU, a zero-copy ``OrtValue`` wrapping an input array is kept while the caller
+  feeds that same array object again (parameters and state every step).
 
 The device picks the execution provider. A provider that was asked for and
 failed to start raises ``ProviderError``; it is never silently replaced.
@@ -102,6 +109,63 @@ def from_ortvalue(v: ort.OrtValue, dtype: T.DType) -> np.ndarray:
     return arr
 
 
+# ops whose output element j reads only element j of each same-shaped input: writing the output
+# into an input's buffer is safe while the kernel runs
+_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Neg", "Where", "Relu", "Abs", "Sqrt", "Exp", "Log",
+                          "Max", "Min", "Pow", "Reciprocal", "Sigmoid", "Tanh", "Clip", "Identity"})
+
+
+def inplace_writes(model, writes: dict[int, int]) -> dict[int, int]:
+    """The subset of ``writes`` (output index -> input index) that may write into the input's buffer.
+
+    Output ``o`` may overwrite input ``i`` when every other node reading ``i`` is an ancestor of
+    ``o``'s producer ``P`` (so it has run before ``P`` writes), and ``P`` either does not read ``i``
+    or is elementwise over an ``i``-shaped result. ONNX Runtime only runs a node after its inputs
+    exist, whatever its execution order or fusions; a fusion into ``P`` keeps ``P``'s readers.
+    """
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output if o}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in set(n.input):
+            consumers.setdefault(x, []).append(n)
+    in_names = [x.name for x in g.input]
+    out_names = [x.name for x in g.output]
+
+    def shape(vi):
+        return tuple(d.dim_value if d.HasField("dim_value") else d.dim_param
+                     for d in vi.type.tensor_type.shape.dim)
+
+    def ancestors(node) -> set:
+        seen, stack = set(), [node]
+        while stack:
+            n = stack.pop()
+            for x in n.input:
+                p = producer.get(x)
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    stack.append(p)
+        return seen
+
+    safe, targets = {}, set()
+    for o, i in writes.items():
+        name_in, name_out = in_names[i], out_names[o]
+        p = producer.get(name_out)
+        if p is None or i in targets or name_in in out_names:
+            continue
+        if shape(g.input[i]) != shape(g.output[o]) or any(isinstance(d, str) for d in shape(g.input[i])):
+            continue
+        if g.input[i].type.tensor_type.elem_type != g.output[o].type.tensor_type.elem_type:
+            continue
+        if name_in in p.input and p.op_type not in _ELEMENTWISE:
+            continue
+        before = ancestors(p)
+        if all(n is p or id(n) in before for n in consumers.get(name_in, [])):
+            safe[o] = i
+            targets.add(i)
+    return safe
+
+
 class OrtCompiledGraph:
     """A graph compiled for ONNX Runtime: ``compiled(inputs) -> outputs`` (numpy, graph order)."""
 
@@ -129,6 +193,8 @@ class OrtCompiledGraph:
             target = name if kind_ == "value" else f"{name}.grad" if kind_ == "grad" else None
             if target in in_index and idx >= 0:
                 self._writes[int(idx)] = in_index[target]
+        self._inplace: dict = {}  # variant key -> {output index: input index} written in place
+        self._wrapped: dict[int, tuple] = {}  # id(array) -> (array, shape, OrtValue): CPU zero-copy wraps
         self.calls = 0
         self.uploads = 0  # resident inputs that had to be (re)wrapped or copied in
 
@@ -161,30 +227,88 @@ class OrtCompiledGraph:
             raise ValueError(f"{self.graph.name}: expected {len(self._in_types)} inputs, got {len(inputs)}")
         t_in = frozenset(i for i in self._resident_idx if self._column_major(inputs[i]))
         t_out = frozenset(o for o, i in self._writes.items() if i in t_in)
-        _, session, b, in_names = self._variant((t_in, t_out))
+        key = (t_in, t_out)
+        _, session, b, in_names = self._variant(key)
+        cpu = self._ort_device == "cpu"
+        wrapped = {}
+        reused: set = set()  # inputs fed as the very array (zero-copy wrapped) of last call
+        bound = []
         for i, (name, arr, dt) in enumerate(zip(in_names, inputs, self._in_types)):
             hit = self._returned.get(id(arr))
             if hit is not None and hit[0] is arr:
                 value = hit[1]  # our own output of last call: already an OrtValue on the device
+            elif cpu and (w := self._wrapped.get(id(arr))) is not None and w[0] is arr and w[1] == arr.shape:
+                value = w[2]  # the same array as last call, wrapped without a copy: still its memory
+                wrapped[id(arr)] = w
+                reused.add(i)
             else:
-                value = to_ortvalue(arr.T if i in t_in else arr, dt, self._ort_device, self._device_id)
+                src = arr.T if i in t_in else arr
+                value = to_ortvalue(src, dt, self._ort_device, self._device_id)
+                if cpu and isinstance(arr, np.ndarray) and value.data_ptr() == src.ctypes.data and src.size:
+                    wrapped[id(arr)] = (arr, arr.shape, value)
                 if i in self._resident_idx:
                     self.uploads += 1
+            bound.append(value)
             b.bind_ortvalue_input(name, value)
-        out_names = [o.name for o in session.get_outputs()]
-        for name in out_names:
-            b.bind_output(name, self._ort_device, self._device_id)
+        self._wrapped = wrapped
+        inplace = self._inplace_now(key, inputs, reused) if cpu else {}
+        for o, name in enumerate(self._out_names(session)):
+            i = inplace.get(o)
+            if i is None:
+                b.bind_output(name, self._ort_device, self._device_id)
+            else:
+                b.bind_ortvalue_output(name, bound[i])
         session.run_with_iobinding(b)
         values = b.get_outputs()
-        outs = [from_ortvalue(v, dt) for v, dt in zip(values, self._out_types)]
+        outs = [inputs[inplace[o]] if o in inplace else from_ortvalue(v, dt)
+                for o, (v, dt) in enumerate(zip(values, self._out_types))]
         b.clear_binding_inputs()
         b.clear_binding_outputs()
         # remember what we handed out: when the caller feeds it back (a written-back parameter),
         # its OrtValue is reused instead of wrapping (or, on a GPU, uploading) it again
-        self._returned = {id(a): (a, v) for i, (a, v) in enumerate(zip(outs, values)) if i not in t_out}
+        self._returned = {id(a): (a, v) for i, (a, v) in enumerate(zip(outs, values))
+                          if i not in t_out and i not in inplace}
         outs = [a.T if i in t_out else a for i, a in enumerate(outs)]
         self.calls += 1
         return outs
+
+    def _out_names(self, session) -> list[str]:
+        names = self.__dict__.setdefault("_out_name_cache", {})
+        got = names.get(id(session))
+        if got is None:
+            got = names[id(session)] = [o.name for o in session.get_outputs()]
+        return got
+
+    def _inplace_now(self, key, inputs, reused: set) -> dict[int, int]:
+        """The in-place writes this call can make: the input is a writable array ONNX Runtime reads
+        without a copy, and no other input shares its memory. Among arrays fed again (kept alive by
+        the wrap cache, so their ids are theirs) that is checked once; a newly fed array every call."""
+        plan = self._inplace.get(key)
+        if plan is None:
+            t_in, t_out = key
+            writes = {o: i for o, i in self._writes.items() if i not in t_in and o not in t_out}
+            plan = self._inplace[key] = (inplace_writes(self._variants[key][0], writes)
+                                         if self.options.get("inplace_outputs", True) else {})
+        if not plan:
+            return {}
+        ids = tuple(id(inputs[j]) if j in reused else None for j in range(len(inputs)))
+        last = self.__dict__.get("_inplace_last")
+        if last is not None and last[0] == key and last[1] == ids:
+            ok = last[2]
+        else:
+            ok = {}
+            for o, i in plan.items():
+                a = inputs[i]
+                if i not in reused or not a.flags.writeable:
+                    continue
+                if any(j != i and j in reused and np.may_share_memory(a, inputs[j]) for j in range(len(inputs))):
+                    continue
+                ok[o] = i
+            self.__dict__["_inplace_last"] = (key, ids, ok)
+        fresh = [x for j, x in enumerate(inputs) if j not in reused and isinstance(x, np.ndarray)]
+        if fresh:
+            ok = {o: i for o, i in ok.items() if not any(np.may_share_memory(inputs[i], x) for x in fresh)}
+        return ok
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         return self(list(inputs))
