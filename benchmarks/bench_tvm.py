@@ -13,6 +13,25 @@ Columns: ember+TVM (``ember.compile(..., backend="tvm")``), ember+ONNX Runtime
 (``backend="onnxruntime"``), PyTorch eager, ``torch.compile`` (when it works here).
 
 Run: ``python benchmarks/bench_tvm.py [--quick] [--threads N]``.
+
+Figures (2-core shared VM, load average 9-14 from other jobs during the runs, ``--quick``;
+``OPENBLAS_NUM_THREADS=1`` so numpy's BLAS, which ember+TVM calls for matmul/conv, does not
+spin two threads on an oversubscribed machine; PyTorch with 2 threads suffered from the load too):
+
+    case               metric       ember+TVM  ember+ORT     torch  torch.compile  TVM/ORT
+    mlp infer b1       latency ms       0.742      0.387     0.099          0.277    1.92x
+    mlp infer b256     samples/s    22899.6    20306.2    2870.9         4745.0     0.89x
+    cnn infer b1       latency ms       2.051      0.943   174.1          198.0      2.17x
+    cnn infer b256     samples/s     7841.3     8001.7    1281.5         1049.2     1.02x
+    mlp train b64      ms/step         45.8       28.0     565.4          552.2      1.63x
+    mlp train b512     ms/step         83.4       96.0     355.2          764.1      0.87x
+    cnn train b64      ms/step         45.3       48.3     375.0          928.0      0.94x
+
+Compile of the training step: MLP 2.6 s cold build (12 s under heavy load), CNN 10 s (36 s under
+load); from the cache in a second process the library loads in 6-50 ms (the first call then
+spends ~2 s on importing TVM and tracing). With numpy's default 2 BLAS threads the same VM
+showed multi-threaded OpenBLAS swinging from 1.6 to 45 ms for one 64x784x512 matmul while
+other jobs ran; single-threaded it stays at ~1 ms, hence the setting above.
 """
 
 from __future__ import annotations
