@@ -45,9 +45,47 @@ def _conv2d(ctx, node, xs):
     x, c = _in(ctx, "Conv", xs[0], dt)
     w, _ = _in(ctx, "Conv", xs[1], dt)
     kh, kw = node.inputs[1].shape[2:]
+    if _small_output_conv(node):
+        return _out(ctx, _conv_as_gemm(ctx, node, x, w), c, dt)
     y = ctx.op("Conv", x, w, kernel_shape=[int(kh), int(kw)], strides=list(a["stride"]), pads=_pads(a["padding"]),
                dilations=list(a["dilation"]), group=int(a["groups"]))
     return _out(ctx, y, c, dt)
+
+
+def _small_output_conv(node) -> bool:
+    """A convolution with a few output positions and a large kernel: a convolution's weight gradient
+    (batch and channels swapped, the image as kernel). ONNX Runtime's Conv does it as skinny GEMMs
+    (``N = Ho*Wo``) over a full im2col; one GEMM over the output positions' windows is several times
+    faster."""
+    a = node.attrs
+    shapes = [node.inputs[0].shape, node.inputs[1].shape, node.output.shape]
+    if any(not isinstance(d, int) for sh in shapes for d in sh):
+        return False
+    ho, wo = shapes[2][2:]
+    kh, kw = shapes[1][2:]
+    return (int(a["groups"]) == 1 and tuple(a["stride"]) == (1, 1) and tuple(a["dilation"]) == (1, 1)
+            and ho * wo <= 16 and kh * kw >= 4 * ho * wo)
+
+
+def _conv_as_gemm(ctx, node, x, w) -> str:
+    """``y[n, co, i, j] = sum_k window_ij(x)[n, k] * w[co, k]``: for each output position the window of
+    the padded input as ``[N, Ci*kh*kw]`` times ``w`` as ``[Co, Ci*kh*kw]`` (Gemm, transB)."""
+    n, ci = node.inputs[0].shape[:2]
+    co, _, kh, kw = node.inputs[1].shape
+    ho, wo = node.output.shape[2:]
+    (top, bottom), (left, right) = node.attrs["padding"]
+    if top or bottom or left or right:
+        x = ctx.op("Pad", x, ctx.i64([0, 0, top, left, 0, 0, bottom, right]))
+    k = ci * kh * kw
+    axes, rows, w2 = ctx.i64([2, 3]), ctx.i64([n, k]), ctx.op("Reshape", w, ctx.i64([co, k]))
+    last = ctx.i64([2])
+    # one Gemm per output position (each window read once, no stacked copy), results stacked
+    ys = [ctx.op("Unsqueeze", ctx.op("Gemm", ctx.op("Reshape", ctx.op("Slice", x, ctx.i64([i, j]),
+                                                                     ctx.i64([i + kh, j + kw]), axes), rows),
+                                     w2, transB=1), last)
+          for i in range(ho) for j in range(wo)]
+    y = ctx.op("Concat", *ys, axis=2) if len(ys) > 1 else ys[0]
+    return ctx.op("Reshape", y, ctx.i64([n, co, ho, wo]))
 
 
 @lowering("conv_transpose2d")

@@ -90,3 +90,23 @@ def test_layer_through_onnxruntime_matches_eager(name):
     for g, w in zip(got_l, want_l):
         assert g.shape == w.shape and g.dtype == w.dtype
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("padding", [(1, 1), (0, 2), (0, 0)])
+def test_small_output_large_kernel_conv_lowered_as_gemm_matches_torch(padding):
+    """A convolution with a few output positions and a kernel as large as the image (a weight
+    gradient's shape) is lowered as windows x Gemm, not Conv; values match torch's conv2d."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 6, 8, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 6, 8, 8)).astype(np.float32)
+    traced = ember.jit.trace(lambda a, b: ember.nn.functional.conv2d(a, b, padding=padding),
+                             (ember.from_numpy(x), ember.from_numpy(w)))
+    model = graph_to_onnx(traced.graph, export_params=False)
+    ops = {n.op_type for n in model.graph.node}
+    assert "Conv" not in ops and "Gemm" in ops
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, dict(zip([i.name for i in model.graph.input], (x, w))))[0]
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=padding).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
