@@ -377,4 +377,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the registry of the importable module: plug-ins register into ``ember.tools.cli``,
+    # not into this ``__main__`` copy
+    from ember.tools import cli as _cli
+
+    sys.exit(_cli.main())

@@ -197,3 +197,14 @@ def test_plugins_can_register_commands():
         assert cli.main(["hello", "world"]) == 0 and calls == ["world"]
     finally:
         del cli.COMMANDS["hello"]
+
+
+def test_python_dash_m_sees_plugin_commands():
+    """``python -m ember.tools.cli`` and ``python -m ember.tools`` list the plug-in commands too."""
+    import subprocess
+    import sys
+    for mod in ("ember.tools.cli", "ember.tools"):
+        res = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        for command in ("ir", "run", "export", "cache"):
+            assert command in res.stdout

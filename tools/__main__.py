@@ -1,0 +1,7 @@
+"""``python -m ember.tools``: the ``ember`` command line."""
+
+import sys
+
+from ember.tools.cli import main
+
+sys.exit(main())
