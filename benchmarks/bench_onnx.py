@@ -134,7 +134,7 @@ def bench_inference(kind, em, tm, torch, threads, quick) -> list[tuple]:
 
 
 # ------------------------------------------------------------------ training
-def bench_training(kind, batch, torch, threads, quick) -> tuple:
+def bench_training(kind, batch, torch, threads, quick, with_compile=True) -> tuple:
     import ember
     import ember.nn as enn
     import ember.optim as eoptim
@@ -172,6 +172,8 @@ def bench_training(kind, batch, torch, threads, quick) -> tuple:
     fns = {"ember": lambda: compiled(ex, ey), "torch": tstep}
     note = ""
     try:
+        if not with_compile:
+            raise RuntimeError("skipped (--no-torch-compile)")
         cstep = torch.compile(tstep)
         cstep()
         fns["tc"] = cstep
@@ -212,6 +214,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--no-torch-compile", action="store_true", help="training: skip the torch.compile column")
     a = p.parse_args(argv)
     try:
         import torch
@@ -234,7 +237,7 @@ def main(argv=None) -> int:
     header3 = "torch->ORT"
     if not a.skip_training:
         for kind, batch in (("mlp", 64), ("mlp", 512), ("cnn", 64)):
-            row, note = bench_training(kind, batch, torch, a.threads, a.quick)
+            row, note = bench_training(kind, batch, torch, a.threads, a.quick, not a.no_torch_compile)
             rows.append(row)
             if note:
                 notes.append(note)

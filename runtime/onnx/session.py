@@ -295,6 +295,8 @@ class OrtCompiledGraph:
         last = self.__dict__.get("_inplace_last")
         if last is not None and last[0] == key and last[1] == ids:
             ok = last[2]
+            if not all(inputs[i].flags.writeable for i in ok.values()):  # made read-only since
+                ok = {o: i for o, i in ok.items() if inputs[i].flags.writeable}
         else:
             ok = {}
             for o, i in plan.items():
@@ -315,5 +317,6 @@ class OrtCompiledGraph:
 
 
 def compile_onnxruntime(graph: Graph, options: dict) -> OrtCompiledGraph:
-    """The ``"onnxruntime"`` backend: options ``device``, ``providers``, ``opset``, ``fuse_mode``, ``threads``."""
+    """The ``"onnxruntime"`` backend: options ``device``, ``providers``, ``opset``, ``fuse_mode``, ``threads``,
+    ``inplace_outputs`` (default True: written-back values go straight into their buffers where safe)."""
     return OrtCompiledGraph(graph, options)
