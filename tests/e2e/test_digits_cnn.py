@@ -25,3 +25,8 @@ def test_digits_cnn_short_run_reaches_high_accuracy(tmp_path, capsys):
     assert "checkpoint saved and resumed at epoch 1" in out
     assert ckpt.exists()
     assert accuracy >= 0.95, out
+    # the compiler tour: IR printed, one compiled epoch on ONNX Runtime, ONNX export checked in ORT
+    assert "graph DigitsCNN(" in out and "conv2d(%x, %features.0.weight)" in out
+    assert "1 capture+compile" in out
+    err = float(out.split("max |onnxruntime - eager| = ")[1].split()[0])
+    assert err < 1e-4, out
