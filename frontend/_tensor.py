@@ -180,7 +180,11 @@ def _new_tensor(cls=Tensor):
 
 
 def _wrap(arr: np.ndarray, requires_grad: bool = False) -> Tensor:
-    """Wrap a numpy array (no copy) as a tensor with fresh autograd metadata."""
+    """Wrap a numpy array (no copy) as a tensor with fresh autograd metadata.
+
+    The body repeats ``_init_from`` on purpose: this runs once per eager op, and the
+    extra call would be measurable per-op overhead.
+    """
     t = object.__new__(Tensor)
     t._data = arr
     t.requires_grad = requires_grad
