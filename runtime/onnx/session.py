@@ -195,6 +195,8 @@ class OrtCompiledGraph:
                 self._writes[int(idx)] = in_index[target]
         self._inplace: dict = {}  # variant key -> {output index: input index} written in place
         self._wrapped: dict[int, tuple] = {}  # id(array) -> (array, shape, OrtValue): CPU zero-copy wraps
+        self._sticky: dict = {}  # variant key -> (OrtValue bound per input, per in-place output)
+        self._sticky_binding = bool(self.options.get("sticky_binding", True))
         self.calls = 0
         self.uploads = 0  # resident inputs that had to be (re)wrapped or copied in
 
@@ -230,6 +232,10 @@ class OrtCompiledGraph:
         key = (t_in, t_out)
         _, session, b, in_names = self._variant(key)
         cpu = self._ort_device == "cpu"
+        # on CPU the binding persists between calls: an input or in-place output bound to the same
+        # OrtValue as last call is not bound again (binding goes through several Python layers)
+        sticky = self._sticky.setdefault(key, ([None] * len(in_names), [None] * len(self._out_types))) \
+            if cpu and self._sticky_binding else None
         wrapped = {}
         reused: set = set()  # inputs fed as the very array (zero-copy wrapped) of last call
         bound = []
@@ -249,21 +255,30 @@ class OrtCompiledGraph:
                 if i in self._resident_idx:
                     self.uploads += 1
             bound.append(value)
-            b.bind_ortvalue_input(name, value)
+            if sticky is None or sticky[0][i] is not value:
+                b.bind_ortvalue_input(name, value)
+                if sticky is not None:
+                    sticky[0][i] = value
         self._wrapped = wrapped
         inplace = self._inplace_now(key, inputs, reused) if cpu else {}
         for o, name in enumerate(self._out_names(session)):
             i = inplace.get(o)
-            if i is None:
+            if i is None:  # a fresh buffer every call: last call's outputs were handed out
                 b.bind_output(name, self._ort_device, self._device_id)
-            else:
+                if sticky is not None:
+                    sticky[1][o] = None
+            elif sticky is None or sticky[1][o] is not bound[i]:
                 b.bind_ortvalue_output(name, bound[i])
+                if sticky is not None:
+                    sticky[1][o] = bound[i]
         session.run_with_iobinding(b)
         values = b.get_outputs()
         outs = [inputs[inplace[o]] if o in inplace else from_ortvalue(v, dt)
                 for o, (v, dt) in enumerate(zip(values, self._out_types))]
-        b.clear_binding_inputs()
-        b.clear_binding_outputs()
+        if sticky is None:
+            b.clear_binding_inputs()
+            b.clear_binding_outputs()
+            self._sticky.pop(key, None)
         # remember what we handed out: when the caller feeds it back (a written-back parameter),
         # its OrtValue is reused instead of wrapping (or, on a GPU, uploading) it again
         self._returned = {id(a): (a, v) for i, (a, v) in enumerate(zip(outs, values))

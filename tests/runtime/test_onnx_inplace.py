@@ -82,3 +82,16 @@ def test_compiled_step_writes_parameters_in_place_and_views_follow():
         np.testing.assert_allclose(copt.state[pc]["momentum_buffer"].numpy(),
                                    eopt.state[pe]["momentum_buffer"].numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(pc.grad.numpy(), pe.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_outputs_of_earlier_calls_are_not_overwritten_by_later_ones():
+    _, _, _, fn = _train("onnxruntime", steps=1)
+    ember.manual_seed(1)
+    rng = np.random.default_rng(5)
+    x = ember.from_numpy(rng.standard_normal((10, 12)).astype(np.float32))
+    y = ember.from_numpy(rng.integers(0, 3, size=(10,)))
+    first = fn(x, y)
+    kept = float(first)
+    losses = [float(fn(x, y)) for _ in range(3)]
+    assert all(abs(v - kept) > 1e-7 for v in losses)  # training moves the loss...
+    assert float(first) == kept  # ...but the tensor returned earlier still holds its own value
