@@ -242,7 +242,7 @@ class OrtCompiledGraph:
         for i, (name, arr, dt) in enumerate(zip(in_names, inputs, self._in_types)):
             hit = self._returned.get(id(arr))
             if hit is not None and hit[0] is arr:
-                value = hit[1]  # our own output of last call: already an OrtValue on the device
+                value = ort.OrtValue(hit[1])  # our own output of last call: already an OrtValue on the device
             elif cpu and (w := self._wrapped.get(id(arr))) is not None and w[0] is arr and w[1] == arr.shape:
                 value = w[2]  # the same array as last call, wrapped without a copy: still its memory
                 wrapped[id(arr)] = w
@@ -272,7 +272,8 @@ class OrtCompiledGraph:
                 if sticky is not None:
                     sticky[1][o] = bound[i]
         session.run_with_iobinding(b)
-        values = b.get_outputs()
+        # the raw output vector: wrapping every output in a Python OrtValue costs more than the reads
+        values = b._iobinding.get_outputs() if hasattr(b, "_iobinding") else [v._ortvalue for v in b.get_outputs()]
         outs = [inputs[inplace[o]] if o in inplace else from_ortvalue(v, dt)
                 for o, (v, dt) in enumerate(zip(values, self._out_types))]
         if sticky is None:
