@@ -27,7 +27,7 @@ from ember.ir.printer import fmt_type
 
 from . import cache
 from .build import build, device_for, is_gpu, resolve_target
-from .dlpack import to_numpy, to_tvm
+from .dlpack import aligned_empty, can_share, to_numpy, to_tvm
 from .lower import graph_to_relax
 
 
@@ -82,6 +82,11 @@ class TVMCompiledGraph:
         self._main = self.vm["main"]
         self._in_types = [v.type for v in graph.inputs]
         self._returned: dict[int, tuple[np.ndarray, object]] = {}
+        self._cpu = not is_gpu(self.target)
+        n = len(graph.inputs)
+        self._shared: list = [None] * n  # per input: (array, shape, strides, TVM tensor over it)
+        self._staging: list = [None] * n  # per input: (aligned numpy buffer, TVM tensor over it)
+        self._staged_ranges = None
         self.calls = 0
 
     def _build(self):
@@ -99,12 +104,56 @@ class TVMCompiledGraph:
                 raise ValueError(f"input %{v.name} of graph {self.graph.name} expects {fmt_type(t)}, "
                                  f"got {a.dtype}{list(shape)}")
 
+    def _arg(self, i: int, a: np.ndarray):
+        """The TVM tensor for input ``i`` this call, reusing what the previous calls built.
+
+        Sound by construction (no content checks): an array TVM can share is wrapped once and the
+        wrapper reused only for that very array object (kept alive here, so its id is not recycled)
+        with the same shape and strides: it reads the array's live memory, so in-place updates are
+        seen. Any other array is copied into a 64-byte-aligned staging buffer this graph owns for
+        input ``i`` (allocated once per shape), wrapped once: one memcpy per call instead of a TVM
+        allocation plus copy through Python.
+        """
+        hit = self._returned.get(id(a))
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        if not isinstance(a, np.ndarray) or not self._cpu or a.size == 0:  # empty: TVM allocates it
+            return to_tvm(a, self.device)
+        shared = self._shared[i]
+        if shared is not None and shared[0] is a and shared[1] == a.shape and shared[2] == a.strides:
+            return shared[3]
+        if can_share(a):
+            t = tvm.runtime.from_dlpack(a)
+            self._shared[i] = (a, a.shape, a.strides, t)
+            return t
+        self._shared[i] = None
+        staged = self._staging[i]
+        if staged is None or staged[0].shape != a.shape or staged[0].dtype != a.dtype:
+            buf = aligned_empty(a.shape, a.dtype)
+            staged = self._staging[i] = (buf, tvm.runtime.from_dlpack(buf))
+            self._staged_ranges = None
+        np.copyto(staged[0], a, casting="no")
+        return staged[1]
+
+    def _unalias(self, outs: list[np.ndarray]) -> list[int]:
+        """Copy any output that lives in a staging buffer (an output that is an input, or a view of
+        one): the buffer is overwritten on the next call, and the user keeps what we return."""
+        ranges = self._staged_ranges
+        if ranges is None:
+            ranges = self._staged_ranges = [(s[0].ctypes.data, s[0].ctypes.data + s[0].nbytes)
+                                            for s in self._staging if s is not None]
+        copied = []
+        if ranges:
+            for k, o in enumerate(outs):
+                ptr = o.ctypes.data
+                if any(lo <= ptr < hi for lo, hi in ranges):
+                    outs[k] = np.array(o, copy=True)
+                    copied.append(k)
+        return copied
+
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         self._check(inputs)
-        args = []
-        for a in inputs:
-            hit = self._returned.get(id(a))
-            args.append(hit[1] if hit is not None and hit[0] is a else to_tvm(a, self.device))
+        args = [self._arg(i, a) for i, a in enumerate(inputs)]
         try:
             result = self._main(*args)
         except Exception as err:  # TVM's messages are long; keep the first lines and name the graph
@@ -113,7 +162,8 @@ class TVMCompiledGraph:
                                + "\n".join(msg[-3:] if msg else [type(err).__name__])) from err
         outs_t = list(result)
         outs = [to_numpy(t) for t in outs_t]
-        self._returned = {id(a): (a, t) for a, t in zip(outs, outs_t)}
+        copied = self._unalias(outs) if self._cpu else ()
+        self._returned = {id(a): (a, t) for k, (a, t) in enumerate(zip(outs, outs_t)) if k not in copied}
         self.calls += 1
         return outs
 

@@ -187,3 +187,65 @@ def test_cuda_target_lowers_and_builds_without_a_gpu():
     text = relax_module(g, {"target": target}).script()
     assert "R.nn.conv2d" in text and "ember.matmul" not in text  # no host BLAS on the GPU path
     assert build(graph_to_relax(g, {"matmul": "tvm"}), target) is not None
+
+
+def _misaligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose data sits 4 bytes past a 64-byte boundary."""
+    buf = dlpack.aligned_empty((a.size + 16,), a.dtype)
+    out = buf[1:1 + a.size].reshape(a.shape)
+    out[...] = a
+    assert not dlpack.can_share(out)
+    return out
+
+
+@pytest.mark.parametrize("align", ["aligned", "misaligned"])
+def test_inputs_reused_across_calls_see_in_place_updates(align):
+    """The backend keeps per-input TVM tensors between calls (shared or staged); a parameter updated
+    in place, or replaced by another array, must be seen on the next call."""
+    compiled = TVMCompiledGraph(_affine_graph(), {"cache": False})
+    rng = np.random.default_rng(3)
+    prep = _misaligned if align == "misaligned" else _aligned_copy
+    x = prep(rng.standard_normal((3, 6)).astype(np.float32))
+    w = prep(rng.standard_normal((6, 4)).astype(np.float32))
+    b = prep(rng.standard_normal(4).astype(np.float32))
+
+    def reference():
+        return np.maximum(x.astype(np.float64) @ w + b, 0)
+
+    first = compiled([x, w, b])[0]
+    want_first = reference()
+    np.testing.assert_allclose(first, want_first, rtol=1e-5, atol=1e-5)
+    for step in range(3):
+        w -= 0.5 * (step + 1)  # in place, same array object
+        b[...] = rng.standard_normal(4)
+        got = compiled([x, w, b])[0]
+        np.testing.assert_allclose(got, reference(), rtol=1e-5, atol=1e-5)
+    w2 = prep(rng.standard_normal((6, 4)).astype(np.float32))  # a different array for the same input
+    got = compiled([x, w2, b])[0]
+    np.testing.assert_allclose(got, np.maximum(x.astype(np.float64) @ w2 + b, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(first, want_first, rtol=1e-5, atol=1e-5)  # earlier results untouched
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    out = dlpack.aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    assert dlpack.can_share(out)
+    return out
+
+
+def test_output_that_is_a_staged_input_is_not_overwritten_later():
+    """An output that is (a view of) a copied input must not change when the next call refills
+    the staging buffer."""
+    g = Graph("passthrough")
+    w = g.add_input(T.TensorType(F32, (2, 3)), "w", role="param")
+    with GraphBuilder(g):
+        g.outputs = [P.reshape(w, shape=(6,))]
+    compiled = TVMCompiledGraph(g, {"cache": False, "passes": False})
+    w1 = _misaligned(np.arange(6, dtype=np.float32).reshape(2, 3))
+    out1 = compiled([w1])[0]
+    w2 = _misaligned(np.full((2, 3), 7, dtype=np.float32))
+    out2 = compiled([w2])[0]
+    np.testing.assert_array_equal(out1, np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(out2, np.full(6, 7, dtype=np.float32))
+    out3 = compiled([out2.reshape(2, 3)])[0]  # an output fed back in
+    np.testing.assert_array_equal(out3, np.full(6, 7, dtype=np.float32))
