@@ -146,6 +146,10 @@ sub.def_vjp(lambda g, ins, out, needs, attrs: (g, neg(g) if needs[1] else None))
 @mul.def_vjp
 def _mul_vjp(g, ins, out, needs, attrs):
     a, b = ins
+    if a is b and needs[0]:
+        # x * x (a variance, a square): one product, accumulated twice, instead of two equal products
+        t = mul(g, a)
+        return (t, t)
     return (mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None)
 
 
