@@ -81,11 +81,15 @@ class TVMCompiledGraph:
         self.vm = relax.VirtualMachine(module, self.device)
         self._main = self.vm["main"]
         self._in_types = [v.type for v in graph.inputs]
+        # per input, what a call must match: dtype, rank, and the static dims by position
+        self._in_checks = [(t.dtype.np, len(t.shape), tuple((k, d) for k, d in enumerate(t.shape)
+                                                            if isinstance(d, int)))
+                           for t in self._in_types]
         self._returned: dict[int, tuple[np.ndarray, object]] = {}
         self._cpu = not is_gpu(self.target)
         n = len(graph.inputs)
         self._shared: list = [None] * n  # per input: (array, shape, strides, TVM tensor over it)
-        self._staging: list = [None] * n  # per input: (aligned numpy buffer, TVM tensor over it)
+        self._staging: list = [None] * n  # per input: (aligned buffer, TVM tensor over it, source array, strides)
         self._staged_ranges = None
         self.calls = 0
 
@@ -97,6 +101,12 @@ class TVMCompiledGraph:
         if len(inputs) != len(self._in_types):
             raise ValueError(f"graph {self.graph.name} (tvm backend) takes {len(self._in_types)} inputs, "
                              f"got {len(inputs)}")
+        for (dtype, ndim, fixed), a in zip(self._in_checks, inputs):
+            shape = a.shape if isinstance(a, np.ndarray) else np.shape(a)
+            if a.dtype != dtype or len(shape) != ndim or any(shape[k] != d for k, d in fixed):
+                self._fail_check(inputs)
+
+    def _fail_check(self, inputs: Sequence[np.ndarray]) -> None:
         for v, t, a in zip(self.graph.inputs, self._in_types, inputs):
             shape = np.shape(a)
             if a.dtype != t.dtype.np or len(shape) != len(t.shape) or any(
@@ -122,16 +132,21 @@ class TVMCompiledGraph:
         shared = self._shared[i]
         if shared is not None and shared[0] is a and shared[1] == a.shape and shared[2] == a.strides:
             return shared[3]
-        if can_share(a):
-            t = tvm.runtime.from_dlpack(a)
-            self._shared[i] = (a, a.shape, a.strides, t)
-            return t
-        self._shared[i] = None
         staged = self._staging[i]
-        if staged is None or staged[0].shape != a.shape or staged[0].dtype != a.dtype:
-            buf = aligned_empty(a.shape, a.dtype)
-            staged = self._staging[i] = (buf, tvm.runtime.from_dlpack(buf))
-            self._staged_ranges = None
+        if staged is None or staged[2] is not a or staged[3] != a.strides:  # else: known not shareable
+            if can_share(a):
+                t = tvm.runtime.from_dlpack(a)
+                self._shared[i] = (a, a.shape, a.strides, t)
+                return t
+            self._shared[i] = None
+            if staged is None or staged[0].shape != a.shape or staged[0].dtype != a.dtype:
+                buf = aligned_empty(a.shape, a.dtype)
+                staged = (buf, tvm.runtime.from_dlpack(buf))
+                self._staged_ranges = None
+            staged = self._staging[i] = (staged[0], staged[1], a, a.strides)
+        elif staged[0].shape != a.shape:  # the same array object reshaped in place
+            self._staging[i] = None
+            return self._arg(i, a)
         np.copyto(staged[0], a, casting="no")
         return staged[1]
 
