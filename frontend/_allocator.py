@@ -15,6 +15,8 @@ import ctypes
 import os
 import sys
 
+import numpy as np
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MMAP = 256 * 1024 * 1024  # allocations below this come from the heap, which can reuse them
@@ -33,3 +35,28 @@ def tune() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
+
+
+ALIGNMENT = 64  # bytes: what compiled backends (TVM) need to use an array in place
+_ALIGN_MIN_BYTES = 4096  # smaller arrays are cheap to copy; keep their allocation as fast as numpy's
+
+
+def aligned_full(shape: tuple, value, dtype) -> np.ndarray:
+    """``np.full(shape, value, dtype)`` whose data starts on a 64-byte boundary when it is large.
+
+    glibc's heap (see ``tune``) returns 16-byte-aligned blocks; TVM only shares 64-byte-aligned
+    memory and copies anything else on every call. Creation functions (``empty``/``zeros``/...,
+    hence every layer's parameters) allocate through here so compiled graphs read parameters in place.
+    """
+    dtype = np.dtype(dtype)
+    count = 1
+    for d in shape:
+        count *= d
+    nbytes = count * dtype.itemsize
+    if nbytes < _ALIGN_MIN_BYTES or dtype.hasobject:
+        return np.full(shape, value, dtype=dtype)
+    buf = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    off = -buf.__array_interface__["data"][0] % ALIGNMENT
+    out = buf[off:off + nbytes].view(dtype).reshape(shape)
+    np.copyto(out, value, casting="unsafe")  # exactly what np.full does
+    return out

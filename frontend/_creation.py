@@ -18,6 +18,7 @@ from ember.runtime import random as _random
 from ember.runtime.random import generator_or_default as _numpy_generator
 
 from . import _state
+from ._allocator import aligned_full
 from ._ops import get_default_dtype
 from ._tensor import Tensor, _init_from, _wrap, check_device
 
@@ -207,7 +208,7 @@ def _fill(shape, value, dtype: DType | None, requires_grad: bool, device=None) -
     if _state.tracer is not None or any(isinstance(d, str) for d in shape):
         from ._dispatch import apply
         return _finish(apply(P.full, (), {"shape": shape, "value": value, "dtype": dtype}), requires_grad)
-    return _finish(_wrap(np.full(shape, value, dtype=dtype.np)), requires_grad)
+    return _finish(_wrap(aligned_full(shape, value, dtype.np)), requires_grad)  # 64-byte aligned: see _allocator
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None) -> Tensor:

@@ -249,3 +249,18 @@ def test_output_that_is_a_staged_input_is_not_overwritten_later():
     np.testing.assert_array_equal(out2, np.full(6, 7, dtype=np.float32))
     out3 = compiled([out2.reshape(2, 3)])[0]  # an output fed back in
     np.testing.assert_array_equal(out3, np.full(6, 7, dtype=np.float32))
+
+
+def test_layer_parameters_are_allocated_for_sharing():
+    """Creation functions allocate large arrays 64-byte aligned, so a layer's parameters reach TVM
+    without a copy; values and flags are numpy's."""
+    import ember
+    import ember.nn as nn
+    lin = nn.Linear(784, 512)
+    assert dlpack.can_share(lin.weight._data) and dlpack.can_share(lin.bias._data)
+    for make, ref in ((ember.zeros, np.zeros), (ember.ones, np.ones)):
+        got = make(300, 7, dtype=ember.float64)._data
+        np.testing.assert_array_equal(got, ref((300, 7)))
+        assert got.dtype == np.float64 and got.flags.c_contiguous and got.flags.writeable
+        assert got.ctypes.data % dlpack.ALIGNMENT == 0
+    np.testing.assert_array_equal(ember.full((3000,), 2.5)._data, np.full(3000, 2.5, np.float32))
