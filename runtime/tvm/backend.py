@@ -10,7 +10,13 @@ Options (``ember.compile(fn, backend="tvm", options={...})``):
 
 Arrays cross without copies where TVM accepts them (``dlpack.py``); an output fed
 back in as an input on the next call (a written-back parameter) is reused as the
-very TVM tensor it was.
+very TVM tensor it was. Per input the compiled graph keeps what it built between
+calls (``_arg``): the TVM wrapper of a shareable array (reused for that same array
+object), or a 64-byte-aligned staging buffer that a misaligned array is copied into
+(one memcpy; ember's creation functions allocate large arrays aligned, so layer
+parameters are shared). Measured on batch-1 inference (2 cores), this took the MLP
+from 0.85 to 0.21 ms and the digits CNN from 1.66 to 0.26 ms: the former per-call
+``tvm.runtime.tensor`` copies of every parameter cost ~30 us of Python each.
 """
 
 from __future__ import annotations
