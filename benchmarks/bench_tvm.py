@@ -27,6 +27,23 @@ spin two threads on an oversubscribed machine; PyTorch with 2 threads suffered f
     mlp train b512     ms/step         83.4       96.0     355.2          764.1      0.87x
     cnn train b64      ms/step         45.3       48.3     375.0          928.0      0.94x
 
+After keeping per-input TVM tensors between calls and allocating parameters 64-byte aligned
+(runtime/tvm/backend.py ``_arg``, ember._allocator.aligned_full), same VM, ``--quick``, one run
+(machine less loaded, so absolute numbers differ from the table above; compare the ratios).
+Focused batch-1 script in the same session before -> after: MLP 0.85 -> 0.21 ms (ORT 0.22-0.24),
+CNN 1.66 -> 0.26 ms (ORT 0.32-0.37):
+
+    case               metric       ember+TVM  ember+ORT     torch  torch.compile  TVM/ORT
+    mlp infer b1       latency ms       0.239      0.357     0.121          0.265    0.67x
+    mlp infer b256     samples/s    89347.3    83323.1  115491.2       103107.1    0.93x
+    cnn infer b1       latency ms       0.218      0.466     0.299          0.436    0.47x
+    cnn infer b256     samples/s    40333.8    48857.5   47121.1        73352.9    1.21x
+    mlp train b64      ms/step          6.30       3.75      3.72           4.13    1.68x
+    mlp train b512     ms/step         16.66      15.96     13.08          13.42    1.04x
+    cnn train b64      ms/step          9.67       9.08      5.59           4.95    1.07x
+
+BLAS threads: left at numpy's default (not measured to help every backend on this machine).
+
 Compile of the training step: MLP 2.6 s cold build (12 s under heavy load), CNN 10 s (36 s under
 load); from the cache in a second process the library loads in 6-50 ms (the first call then
 spends ~2 s on importing TVM and tracing). With numpy's default 2 BLAS threads the same VM
