@@ -73,17 +73,23 @@ def conv_transpose_out_size(size: int, k: int, stride: int, pads: tuple[int, int
 
 
 # ----------------------------------------------------------------- type rules
-def _conv2d_type(x: TensorType, w: TensorType, *, stride, padding, dilation, groups) -> TensorType:
+def _check_conv_operands(x: TensorType, w: TensorType, stride, padding, dilation, weight_layout: str):
+    """Checks shared by conv2d and conv_transpose2d; returns the input's spatial size."""
     _check_pair("stride", stride, 1)
     _check_pair("dilation", dilation, 1)
     _check_pads(padding)
     h, wd = _spatial(x, "input")
     if w.ndim != 4:
-        raise ShapeError(f"expects a 4-D weight [O, C/groups, kH, kW], got {fmt_shape(w.shape)}")
+        raise ShapeError(f"expects a 4-D weight {weight_layout}, got {fmt_shape(w.shape)}")
     if x.dtype is not w.dtype:
         raise ShapeError(f"input and weight dtypes differ: {x.dtype.name} and {w.dtype.name}")
     if not x.dtype.is_floating_point:
         raise ShapeError(f"expects floating-point tensors, got {x.dtype.name}")
+    return h, wd
+
+
+def _conv2d_type(x: TensorType, w: TensorType, *, stride, padding, dilation, groups) -> TensorType:
+    h, wd = _check_conv_operands(x, w, stride, padding, dilation, "[O, C/groups, kH, kW]")
     o, cg, kh, kw = w.shape
     if not (isinstance(groups, int) and groups >= 1) or o % groups:
         raise ShapeError(f"out_channels {o} must be divisible by groups {groups}")
@@ -100,17 +106,8 @@ def _conv2d_type(x: TensorType, w: TensorType, *, stride, padding, dilation, gro
 
 def _conv_transpose2d_type(x: TensorType, w: TensorType, *, stride, padding, output_padding, dilation,
                            groups) -> TensorType:
-    _check_pair("stride", stride, 1)
-    _check_pair("dilation", dilation, 1)
     _check_pair("output_padding", output_padding, 0)
-    _check_pads(padding)
-    h, wd = _spatial(x, "input")
-    if w.ndim != 4:
-        raise ShapeError(f"expects a 4-D weight [C_in, C_out/groups, kH, kW], got {fmt_shape(w.shape)}")
-    if x.dtype is not w.dtype:
-        raise ShapeError(f"input and weight dtypes differ: {x.dtype.name} and {w.dtype.name}")
-    if not x.dtype.is_floating_point:
-        raise ShapeError(f"expects floating-point tensors, got {x.dtype.name}")
+    h, wd = _check_conv_operands(x, w, stride, padding, dilation, "[C_in, C_out/groups, kH, kW]")
     cin, cog, kh, kw = w.shape
     if not (isinstance(groups, int) and groups >= 1) or cin % groups:
         raise ShapeError(f"weight's in_channels {cin} must be divisible by groups {groups}")
