@@ -36,7 +36,7 @@ from ember.ir.printer import fmt_type
 from ember.ir.types import ShapeError, TensorType
 
 from .. import _state
-from .._tensor import Tensor
+from .._tensor import Tensor, _wrap
 from ..autograd.engine import record
 from ..autograd.engine import run_backward as _run_backward
 from .errors import TraceError
@@ -60,15 +60,9 @@ class Binding:
 
 
 def _new_tracer_tensor(value: Value, requires_grad: bool = False) -> Tensor:
-    t = object.__new__(Tensor)
-    t._data = None
-    t.requires_grad = requires_grad
-    t.grad = None
-    t._node = None
-    t._version = [0]
-    t._base = None
+    """A tensor with no data whose meaning is the graph value ``value``."""
+    t = _wrap(None, requires_grad)
     t._value = value
-    t._hooks = None
     return t
 
 
