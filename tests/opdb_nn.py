@@ -162,6 +162,13 @@ def primitive_cases():
                    _pool_attrs((3, 3), (2, 2), p1), ref_max_pool2d_backward, "3x3-s2-p1")
     yield PrimCase(P["max_pool2d_backward"], (uniform((1, 2, 4, 4), 37), uniform((1, 2, 7, 7), 38)),
                    _pool_attrs((2, 2), (2, 2), ceil_mode=True), ref_max_pool2d_backward, "ceil")
+    # windows that do not overlap (backends may route g without a scatter-add); whole numbers make
+    # ties, which go to the first maximum of each window as in PyTorch
+    ties = np.round(uniform((2, 3, 6, 8), 39, lo=0.0, hi=2.0))
+    yield PrimCase(P["max_pool2d_backward"], (uniform((2, 3, 3, 4), 40), ties),
+                   _pool_attrs((2, 2), (2, 2)), ref_max_pool2d_backward, "2x2-ties")
+    yield PrimCase(P["max_pool2d_backward"], (uniform((1, 2, 2, 2), 44), uniform((1, 2, 7, 8), 45)),
+                   _pool_attrs((2, 3), (3, 4)), ref_max_pool2d_backward, "stride-gt-kernel")
 
     ap = P["avg_pool2d"]
 

@@ -25,8 +25,10 @@ def lower_fused(ctx: LoweringContext, node, xs: list[str]) -> str:
     sub = LoweringContext(body, ctx.opset, fuse_mode=ctx.fuse_mode)
     sub._used = ctx._used  # one namespace: the body's values land in the enclosing graph
     sub._const_cache = ctx._const_cache
-    for v, x in zip(body.inputs, xs):
+    sub.shared = ctx.shared
+    for v, x, outer_v in zip(body.inputs, xs, node.inputs):
         sub.names[v.name] = x
+        sub.outer[v.name] = (ctx, outer_v)
     # symbols of the body resolve through the enclosing graph's inputs when it has them
     sub._sym_source = {**sub._sym_source, **ctx._sym_source}
     sub._dim_cache = ctx._dim_cache

@@ -85,6 +85,9 @@ class LoweringContext:
     _sym_source: dict = field(default_factory=dict)  # symbol -> (input name, axis)
     param_names: set = field(default_factory=set)    # inputs exported as initializers (constants)
     users: dict = field(default_factory=dict)        # value name -> number of reading nodes
+    # a fused body's input -> the enclosing context and value it stands for (peepholes look through)
+    outer: dict = field(default_factory=dict)
+    shared: dict = field(default_factory=dict)       # one per model: facts rules share across nodes
 
     def __post_init__(self) -> None:
         for v in self.graph.inputs:

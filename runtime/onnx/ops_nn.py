@@ -21,6 +21,7 @@ from ember.runtime.kernels_nn import _pool_geometry
 from .ops import NATIVE, compute_dtype, lowering
 
 NATIVE.update({"Conv": {T.float32}, "ConvTranspose": {T.float32}, "AveragePool": {T.float32},
+               "MaxUnpool": {T.float32},
                "MaxPool": {T.float16, T.float32, T.float64, T.int8, T.uint8}})
 
 
@@ -108,27 +109,64 @@ def _pool_attrs(node, x_shape, dilation=(1, 1)):
     return dict(kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=_pads(pads))
 
 
+def _unpoolable(node, x_shape) -> bool:
+    """Windows that do not overlap and need no padding: each input element is in at most one window,
+    so the gradient is ONNX's MaxUnpool of g at MaxPool's indices (no scatter-add)."""
+    a = node.attrs
+    attrs = _pool_attrs(node, x_shape, a["dilation"])
+    return (tuple(a["dilation"]) == (1, 1) and not any(attrs["pads"])
+            and all(s >= k for s, k in zip(a["stride"], a["kernel_size"])))
+
+
+def _max_pool_with_indices(ctx, node, x, x_shape) -> tuple[str, str]:
+    attrs = _pool_attrs(node, x_shape, node.attrs["dilation"])
+    pooled, idx = ctx.fresh(f"{node.output.name}_pool"), ctx.fresh(f"{node.output.name}_argmax")
+    ctx.nodes.append(helper.make_node("MaxPool", [x], [pooled, idx], name=ctx.fresh(f"MaxPool_{idx}"),
+                                      dilations=list(node.attrs["dilation"]), **attrs))
+    return pooled, idx
+
+
+def _pool_key(node, x_name) -> tuple:
+    a = node.attrs
+    return ("max_pool2d", x_name, tuple(a["kernel_size"]), tuple(a["stride"]), str(a["padding"]),
+            tuple(a["dilation"]), bool(a["ceil_mode"]))
+
+
 @lowering("max_pool2d")
 def _max_pool2d(ctx, node, xs):
     dt = node.inputs[0].dtype
     x, c = _in(ctx, "MaxPool", xs[0], dt)
-    attrs = _pool_attrs(node, node.inputs[0].shape, node.attrs["dilation"])
+    shape = node.inputs[0].shape
+    if c is T.float32 and _unpoolable(node, shape) and any(
+            n.op == "max_pool2d_backward" and n.inputs[1] is node.inputs[0]
+            and _pool_key(n, xs[0]) == _pool_key(node, xs[0]) for n in ctx.graph.nodes):
+        # a training graph: the backward reuses this pooling's indices instead of pooling again
+        y, idx = _max_pool_with_indices(ctx, node, x, shape)
+        ctx.shared[_pool_key(node, xs[0])] = idx
+        return _out(ctx, y, c, dt)
+    attrs = _pool_attrs(node, shape, node.attrs["dilation"])
     y = ctx.op("MaxPool", x, dilations=list(node.attrs["dilation"]), **attrs)
     return _out(ctx, y, c, dt)
 
 
 @lowering("max_pool2d_backward")
 def _max_pool2d_backward(ctx, node, xs):
-    """Route g to each window's maximum: MaxPool's Indices output + ScatterElements(add)."""
-    ctx.require(16, "ScatterElements with reduction='add' (max_pool2d_backward)")
+    """Route g to each window's maximum: MaxPool's Indices output, then MaxUnpool where windows do not
+    overlap, ScatterElements(add) where they do."""
     g_name, x_name = xs
     dt = node.inputs[1].dtype
     x, c = _in(ctx, "MaxPool", x_name, dt)
-    attrs = _pool_attrs(node, node.inputs[1].shape, node.attrs["dilation"])
-    pooled, idx = ctx.fresh(f"{node.output.name}_pool"), ctx.fresh(f"{node.output.name}_argmax")
-    ctx.nodes.append(helper.make_node("MaxPool", [x], [pooled, idx], name=ctx.fresh(f"MaxPool_{idx}"),
-                                      dilations=list(node.attrs["dilation"]), **attrs))
     shape = ctx.op("Shape", x_name)
+    if c is T.float32 and _unpoolable(node, node.inputs[1].shape):
+        idx = ctx.shared.get(_pool_key(node, x_name))
+        if idx is None:
+            _, idx = _max_pool_with_indices(ctx, node, x, node.inputs[1].shape)
+        g, gc = _in(ctx, "MaxUnpool", g_name, dt)
+        a = node.attrs
+        y = ctx.op("MaxUnpool", g, idx, shape, kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]))
+        return _out(ctx, y, gc, dt)
+    ctx.require(16, "ScatterElements with reduction='add' (max_pool2d_backward)")
+    _, idx = _max_pool_with_indices(ctx, node, x, node.inputs[1].shape)
     flat = ctx.i64([-1])
     zeros = ctx.op("Reshape", ctx.op("ConstantOfShape", shape, value=_zero(dt)), flat)
     src, sc = _in(ctx, "Add", g_name, dt)
