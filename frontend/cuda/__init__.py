@@ -1,7 +1,15 @@
-"""``ember.cuda``: CUDA is reported exactly as PyTorch reports it on a machine without one.
+"""``ember.cuda``: what PyTorch's ``torch.cuda`` reports, for ember's eager tensors.
+
+ember's eager tensors live on the CPU (numpy kernels), so ``is_available()`` is False
+and ``device_count()`` 0 on every machine, GPU or not. That is what keeps ordinary
+PyTorch programs correct: they pick their device with
+``"cuda" if torch.cuda.is_available() else "cpu"`` and then move tensors there,
+which ember can only do on the CPU.
 
 ember's CUDA execution goes through its compiled backends (ONNX Runtime's CUDA
-provider, TVM's ``cuda`` target); eager tensors live on the CPU.
+provider, TVM's ``cuda`` target), asked for explicitly with
+``ember.compile(fn, backend=..., options={"device": "cuda"})``;
+``backend_available()`` says whether that can work here.
 """
 
 from __future__ import annotations
@@ -21,12 +29,18 @@ def _runtime_has_gpu() -> bool:
 
 
 def is_available() -> bool:
-    """True only when a CUDA driver and ONNX Runtime's CUDA provider are present."""
+    """Whether eager tensors can be placed on CUDA: never in ember (see the module docstring)."""
+    return False
+
+
+def backend_available() -> bool:
+    """True when a CUDA driver and ONNX Runtime's CUDA provider are present, so
+    ``ember.compile(..., options={"device": "cuda"})`` can run on the GPU."""
     return _runtime_has_gpu()
 
 
 def device_count() -> int:
-    return 1 if is_available() else 0
+    return 0
 
 
 def current_device() -> int:
@@ -44,14 +58,14 @@ class CudaUnavailableError(RuntimeError, AssertionError):
 
 
 def _lazy_init() -> None:
-    if not is_available():
+    if not _runtime_has_gpu():
         raise CudaUnavailableError(
             "CUDA is not available: no NVIDIA GPU/driver was found on this machine, so ember cannot place "
             "tensors on device 'cuda'. Use device='cpu' (or pick the device with "
             "ember.device('cuda' if ember.cuda.is_available() else 'cpu')).")
     raise CudaUnavailableError(
-        "ember's eager tensors live on the CPU; run CUDA through ember.compile(..., "
-        "backend='onnxruntime' or 'tvm') with device='cuda'.")
+        "ember's eager tensors live on the CPU (ember.cuda.is_available() is False); run CUDA through "
+        "ember.compile(..., backend='onnxruntime' or 'tvm', options={'device': 'cuda'}).")
 
 
 def manual_seed(seed: int) -> None:

@@ -134,18 +134,18 @@ def test_index_assignment_casts_to_tensor_dtype():
 
 
 def test_cuda_is_absent_and_cuda_tensors_raise_clearly():
-    if ember.cuda.is_available():  # a GPU machine: CUDA is for the compiled backends, eager stays on the CPU
-        assert ember.cuda.device_count() >= 1
-        with pytest.raises(RuntimeError, match="eager tensors live on the CPU"):
-            ember.ones(2).cuda()
-        return
+    # eager tensors live on the CPU on every machine, so programs that choose their device with
+    # is_available() run on the CPU even where a GPU (reachable by the compiled backends) exists
     assert ember.cuda.is_available() is False and ember.cuda.device_count() == 0
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert ember.cuda.backend_available() is False
     dev = ember.device("cuda" if ember.cuda.is_available() else "cpu")
     assert ember.ones(2).to(dev).device == ember.device("cpu")
     for make in (lambda: ember.tensor([1.0, 2.0], dtype=ember.float32, device="cuda"),
                  lambda: ember.zeros(2, device="cuda:0"), lambda: ember.ones(2).cuda(),
                  lambda: ember.ones(2).to("cuda")):
-        with pytest.raises(RuntimeError, match="CUDA is not available") as info:
+        with pytest.raises(RuntimeError, match="CUDA is not available|eager tensors live on the CPU") as info:
             make()
         assert isinstance(info.value, AssertionError)  # what torch raises on CPU-only builds
 
