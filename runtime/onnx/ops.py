@@ -197,22 +197,32 @@ class _Scalar:
     shape = ()
 
 
+def resolve_outer(ctx: LoweringContext, v) -> tuple:
+    """(context, value) that ``v`` stands for: a fused body's input resolves to the enclosing value."""
+    while v.producer is None and v.name in ctx.outer:
+        ctx, v = ctx.outer[v.name]
+    return ctx, v
+
+
 def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
     """Operands with their explicit ``broadcast_to`` dropped where ONNX broadcasting gives the same shape.
 
     ember makes broadcasting explicit; ONNX elementwise ops broadcast by themselves. Feeding the
     un-expanded operand saves materializing it, and lets onnxruntime constant-fold and fuse
     (Conv+Mul/Add for folded batch norm, MatMul+Add into Gemm). The Expand is removed as dead
-    code when nothing else reads it.
+    code when nothing else reads it. A fused body's input is looked through to the enclosing
+    graph's value (inlined bodies share one namespace), so a broadcast made outside a fused
+    group is elided inside it too.
     """
     from ember.ir.types import ShapeError, broadcast_shapes
     srcs = []
     changed = False
     for v, x in zip(node.inputs, xs):
-        p = v.producer
-        if p is not None and p.op == "broadcast_to" and p.inputs[0].name in ctx.names:
+        octx, ov = resolve_outer(ctx, v)
+        p = ov.producer
+        if p is not None and p.op == "broadcast_to" and p.inputs[0].name in octx.names:
             p, v = p.inputs[0].producer, p.inputs[0]
-            srcs.append((v, ctx.names[v.name]))
+            srcs.append((v, octx.names[v.name]))
             changed = True
         else:
             srcs.append((v, x))
@@ -477,11 +487,24 @@ def _reduce(ctx, node, xs):
         c = compute_dtype(op_type, dt)
     if c is not dt:
         x = ctx.cast(x, c)
+    square = _squared_operand(ctx, node) if op_type == "ReduceSum" and c is dt else None
+    if square is not None:  # sum(x * x): one pass, no x*x buffer
+        op_type, x = "ReduceSumSquare", square
     if op_type == "ReduceSum" or ctx.opset >= 18:
         y = ctx.op(op_type, x, ctx.i64(list(dims)), keepdims=int(keepdim))
     else:
         y = ctx.op(op_type, x, axes=list(dims), keepdims=int(keepdim))
     return ctx.cast(y, dt) if c is not dt else y
+
+
+def _squared_operand(ctx, node) -> str | None:
+    """The ONNX name of x when a float sum reads ``mul(x, x)`` and nothing else reads the product."""
+    v = node.inputs[0]
+    p = v.producer
+    if (p is None or p.op != "mul" or p.inputs[0] is not p.inputs[1] or ctx.users.get(v.name, 0) != 1
+            or v.dtype not in (T.float32, T.float64) or v.name in {o.name for o in ctx.graph.outputs}):
+        return None
+    return ctx.names.get(p.inputs[0].name)
 
 
 @lowering("argmax", "argmin")
