@@ -5,6 +5,7 @@ from __future__ import annotations
 from tvm import relax
 
 from ..lower import lowering
+from .linalg import transposed_matmul
 
 R = relax.op
 
@@ -19,6 +20,9 @@ def _permute(ctx, args, attrs, node):
     dims = list(attrs["dims"])
     if dims == sorted(dims):
         return args[0]
+    folded = transposed_matmul(ctx, node.inputs[0], node)
+    if folded is not None:
+        return folded
     return R.permute_dims(args[0], dims)
 
 
