@@ -54,7 +54,9 @@ def providers_for(device: str | None, providers: Sequence | None = None) -> list
         if _PROVIDERS["cuda"] not in ort.get_available_providers():
             raise ProviderError("onnxruntime backend: device 'cuda' needs CUDAExecutionProvider, which this "
                                 f"onnxruntime build lacks (available: {ort.get_available_providers()})")
-        return [(_PROVIDERS["cuda"], {"device_id": int(index or 0)}), _PROVIDERS["cpu"]]
+        # TF32 off: float32 matmuls keep float32 precision, as PyTorch's matmul default
+        # (torch.backends.cuda.matmul.allow_tf32 = False) and ember's CPU backends do
+        return [(_PROVIDERS["cuda"], {"device_id": int(index or 0), "use_tf32": "0"}), _PROVIDERS["cpu"]]
     return [_PROVIDERS["cpu"]]
 
 
