@@ -26,6 +26,7 @@ from ember.ir.graph import Graph, Node, Value
 from ember.ir.types import DType, TensorType
 
 Lowering = Callable[["LowerCtx", list, dict, Node], Any]
+OPAQUE_PATTERN = 8  # TVM's OpPatternKind.kOpaque: AnnotateTIROpPattern keeps it and FuseOps fuses nothing into it
 LOWERINGS: dict[str, Lowering] = {}
 # name -> predicate(node, ctx) saying whether this node must be emitted outside primitive functions
 OPAQUE: dict[str, Callable[[Node, "LowerCtx"], bool]] = {}
@@ -130,8 +131,14 @@ class LowerCtx:
         self.state["uid"] = self.state.get("uid", 0) + 1
         return self.state["uid"]
 
-    def emit_te(self, fn, *args, name: str = "kernel", **kwargs):
-        return self.bb.emit_te(fn, *args, primfunc_name_hint=name, **kwargs)
+    def emit_te(self, fn, *args, name: str = "kernel", standalone: bool = False, **kwargs):
+        """Emit a TE kernel; ``standalone``: TVM's FuseOps must not merge it with its neighbours (its
+        pattern is marked opaque), e.g. so that a reshape after it stays a free view."""
+        var = self.bb.emit_te(fn, *args, primfunc_name_hint=name, **kwargs)
+        if standalone:
+            gv = self.bb.lookup_binding(var).args[0]
+            self.bb.update_func(gv, self.bb.get()[gv].with_attr("op_pattern", OPAQUE_PATTERN))
+        return var
 
     def is_opaque(self, node: Node) -> bool:
         pred = OPAQUE.get(node.op)

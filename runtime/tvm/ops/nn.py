@@ -35,9 +35,11 @@ def _lowest(dtype: str):
 
 
 # ------------------------------------------------------------------ convolution via im2col + BLAS
-def _im2col(ctx, x, dt, channels_per_group, groups, in_hw, out_hw, k, conv_stride, dilation, lo, zero_stride):
+def _im2col(ctx, x, dt, channels_per_group, groups, in_hw, out_hw, k, conv_stride, dilation, lo, zero_stride,
+            k_major=False):
     """cols[g, n, oh, ow, c, kh, kw] = v[n, g*Cg + c, oh*S + kh*D - lo, ow*S + kw*D - lo'] (0 outside),
-    where v is x with ``zero_stride - 1`` zeros inserted between its pixels (1: x itself).
+    where v is x with ``zero_stride - 1`` zeros inserted between its pixels (1: x itself);
+    ``k_major``: the same values as cols[g, c, kh, kw, n, oh, ow].
 
     Two kernels: the (small) padded / zero-inserted input first, so the (kh*kw times larger)
     gather of windows has no bounds checks at all.
@@ -66,22 +68,38 @@ def _im2col(ctx, x, dt, channels_per_group, groups, in_hw, out_hw, k, conv_strid
     def windows(xt):
         def body(g, b, oh, ow, c, r, q):
             return xt[b, g * cg + c, oh * conv_stride[0] + r * dilation[0], ow * conv_stride[1] + q * dilation[1]]
+        if k_major:
+            return te.compute((groups, cg, kh, kw, xt.shape[0], ho, wo),
+                              lambda g, c, r, q, b, oh, ow: body(g, b, oh, ow, c, r, q), name="im2col")
         return te.compute((groups, xt.shape[0], ho, wo, cg, kh, kw), body, name="im2col")
-    return ctx.emit_te(windows, x, name="im2col")
+    # standalone: fused with the reshape to the GEMM's 3-D operand, its loops would be the flat ones of the
+    # reshape (div/mod in every index, measured 2-3x slower); alone, the reshape is a free view
+    return ctx.emit_te(windows, x, name="im2col", standalone=True)
 
 
 def _conv_via_blas(ctx, node, x, wmat, *, groups, cg, og, k, conv_stride, dilation, lo, zero_stride):
     """x [N, C, H, W] (virtually re-strided/padded), wmat [G, Og, Cg*kh*kw] -> [N, G*Og, Ho, Wo]."""
     n, _, h, w = node.inputs[0].shape
     ho, wo = node.output.shape[2], node.output.shape[3]
-    cols = _im2col(ctx, x, tvm_dtype(node.output.dtype), cg, groups, (h, w), (ho, wo), k, conv_stride, dilation,
-                   lo, zero_stride)
-    rows = ctx.dim(n) * (ho * wo)
-    cols = ctx.bb.emit(R.reshape(cols, relax.ShapeExpr([groups, rows, cg * k[0] * k[1]])))
-    out_t = relax.TensorType([groups, rows, og], tvm_dtype(node.output.dtype))
-    y = ctx.bb.emit(R.call_dps_packed(MATMUL_FN, [cols, wmat, relax.prim_value(0), relax.prim_value(1)], out_t))
-    y = ctx.bb.emit(R.reshape(y, relax.ShapeExpr([groups, ctx.dim(n), ho, wo, og])))
-    y = ctx.bb.emit(R.permute_dims(y, [1, 0, 4, 2, 3]))  # [N, G, Og, Ho, Wo]
+    dt = tvm_dtype(node.output.dtype)
+    # the im2col gather's innermost loop is what gets vectorized: output columns (contiguous reads of the
+    # padded input) when the output is at least as wide as the kernel, else the kernel's columns (a weight
+    # gradient, whose "kernel" is the whole output map)
+    k_major = wo >= k[1]
+    cols = _im2col(ctx, x, dt, cg, groups, (h, w), (ho, wo), k, conv_stride, dilation, lo, zero_stride, k_major)
+    rows, depth = ctx.dim(n) * (ho * wo), cg * k[0] * k[1]
+    if k_major:  # y[g, Og, N*Ho*Wo] = w[g, Og, K] @ cols[g, K, N*Ho*Wo]; to NCHW in runs of Ho*Wo
+        cols = ctx.bb.emit(R.reshape(cols, relax.ShapeExpr([groups, depth, rows])))
+        out_t = relax.TensorType([groups, og, rows], dt)
+        y = ctx.bb.emit(R.call_dps_packed(MATMUL_FN, [wmat, cols, relax.prim_value(0), relax.prim_value(0)], out_t))
+        y = ctx.bb.emit(R.reshape(y, relax.ShapeExpr([groups, og, ctx.dim(n), ho, wo])))
+        y = ctx.bb.emit(R.permute_dims(y, [2, 0, 1, 3, 4]))  # [N, G, Og, Ho, Wo]
+    else:
+        cols = ctx.bb.emit(R.reshape(cols, relax.ShapeExpr([groups, rows, depth])))
+        out_t = relax.TensorType([groups, rows, og], dt)
+        y = ctx.bb.emit(R.call_dps_packed(MATMUL_FN, [cols, wmat, relax.prim_value(0), relax.prim_value(1)], out_t))
+        y = ctx.bb.emit(R.reshape(y, relax.ShapeExpr([groups, ctx.dim(n), ho, wo, og])))
+        y = ctx.bb.emit(R.permute_dims(y, [1, 0, 4, 2, 3]))  # [N, G, Og, Ho, Wo]
     return R.reshape(y, ctx.shape_expr(node.output.shape))
 
 
