@@ -35,6 +35,10 @@ from ember.ir.graph import ROLE_INPUT, Graph
 from .lowering import graph_to_onnx
 
 
+# measured choice (benchmarks/bench_onnx.py): see make_session
+_SPIN_DEFAULT = "0"
+
+
 class ProviderError(RuntimeError):
     """An execution provider that was asked for did not start."""
 
@@ -65,17 +69,31 @@ def _provider_name(p) -> str:
 
 
 def make_session(model_bytes: bytes, providers: list, *, threads: int | None = None,
-                 optimization: str = "all") -> ort.InferenceSession:
-    """Open a session and check that every provider asked for actually started."""
+                 optimization: str = "all", spin: bool | None = None,
+                 execution_mode: str = "sequential") -> ort.InferenceSession:
+    """Open a session and check that every provider asked for actually started.
+
+    ``spin``: whether ONNX Runtime's intra-op worker threads spin between the operators of one run
+    (default: ``EMBER_ORT_SPIN``, else off; see ``_SPIN_DEFAULT``). Spinning never outlives a run
+    (``session.force_spinning_stop``), so idle workers don't take the CPU from ember's Python work
+    between steps. ``execution_mode``: ``"sequential"`` or ``"parallel"`` (independent operators
+    concurrently).
+    """
     so = ort.SessionOptions()
     so.graph_optimization_level = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[optimization]
     so.log_severity_level = 3
-    # idle worker threads spinning between runs steal the CPU from ember's own Python work (and
-    # from anything else running) on small machines; EMBER_ORT_SPIN=1 turns spinning back on
-    so.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("EMBER_ORT_SPIN", "0"))
+    if spin is None:
+        spin = os.environ.get("EMBER_ORT_SPIN", _SPIN_DEFAULT) == "1"
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    so.add_session_config_entry("session.force_spinning_stop", "1")
+    if execution_mode not in ("sequential", "parallel"):
+        raise ValueError(f"onnxruntime backend: execution_mode must be 'sequential' or 'parallel', "
+                         f"got {execution_mode!r}")
+    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if execution_mode == "parallel"
+                         else ort.ExecutionMode.ORT_SEQUENTIAL)
     if threads is None:
         threads = int(os.environ.get("EMBER_ORT_THREADS", "0"))
     if threads:
@@ -217,7 +235,8 @@ class OrtCompiledGraph:
                                   fuse_mode=self.options.get("fuse_mode", "inline"), bf16_io_as_f32=True,
                                   transposed_inputs=frozenset(names), transposed_outputs=frozenset(t_out))
             sess = make_session(model.SerializeToString(), self.providers, threads=self.options.get("threads"),
-                                optimization=self.options.get("optimization", "all"))
+                                optimization=self.options.get("optimization", "all"), spin=self.options.get("spin"),
+                                execution_mode=self.options.get("execution_mode", "sequential"))
             v = self._variants[key] = (model, sess, sess.io_binding(), [i.name for i in model.graph.input])
         return v
 
@@ -336,5 +355,6 @@ class OrtCompiledGraph:
 
 def compile_onnxruntime(graph: Graph, options: dict) -> OrtCompiledGraph:
     """The ``"onnxruntime"`` backend: options ``device``, ``providers``, ``opset``, ``fuse_mode``, ``threads``,
-    ``inplace_outputs`` (default True: written-back values go straight into their buffers where safe)."""
+    ``spin``, ``execution_mode`` (see ``make_session``), ``inplace_outputs`` (default True: written-back values go
+    straight into their buffers where safe)."""
     return OrtCompiledGraph(graph, options)
