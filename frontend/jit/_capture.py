@@ -10,6 +10,8 @@ form of the graph on the current tensors and performs the write-backs.
 from __future__ import annotations
 
 import inspect
+import itertools
+import operator
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from .. import _state
 from .._tensor import Tensor, _wrap
 from ._tracer import RANDOM_OPS, Tracer
 from .errors import TraceError
+
+_SINGLE = {"t": 0}  # the output tree of a program returning one tensor
 
 
 # ------------------------------------------------------------------ pytrees
@@ -269,31 +273,105 @@ class Capture:
         return self.finish(outs, leaves, named)
 
     def finish(self, outs: list, leaves: list, named: dict) -> Any:
-        for idx, kind, name in self.writeback:
-            src = self.sources[self._input_index[name]]
+        return self._write_back(outs, lambda i: self._resolve(self.sources[i], leaves, named))
+
+    def _write_back(self, outs: list, tensor_of: Callable[[int], Any]) -> Any:
+        """Write the graph's updates back and return the user's outputs; ``tensor_of(i)`` is the tensor
+        graph input ``i`` was read from (for a ``.grad`` input: its owner's ``.grad``, read now)."""
+        for idx, kind, i, owner in self._writeback_plan:
             if kind == "value":
-                t = self._resolve(src, leaves, named)
                 arr = outs[idx]
-                if t is None:  # the .grad we fed as zeros was None: it is the new gradient
-                    self._resolve(_owner_source(self, src[1]), leaves, named).grad = _wrap(np.array(arr, copy=True))
-                    continue
+                if owner is not None:  # a .grad input: the gradient as it is now
+                    o = tensor_of(owner)
+                    t = o.grad
+                    if t is None:  # the .grad we fed as zeros was None: it is the new gradient
+                        o.grad = _wrap(np.array(arr, copy=True))
+                        continue
+                else:
+                    t = tensor_of(i)
                 if arr is not t._data:
                     np.copyto(t._data, arr, casting="unsafe")
                 t._version[0] += 1
             elif kind == "grad":
-                t = self._resolve(src, leaves, named)
+                t = tensor_of(i)
                 arr = outs[idx]
                 g = t.grad
                 if g is not None and g._data is not None and g._data.shape == arr.shape and g._data.flags.writeable:
-                    np.copyto(g._data, arr, casting="unsafe")
+                    if arr is not g._data:  # the backend may have written it in place already
+                        np.copyto(g._data, arr, casting="unsafe")
                     g._version[0] += 1
                 else:
                     t.grad = _wrap(np.array(arr, copy=True))
             elif kind == "grad_clear":
-                self._resolve(src, leaves, named).grad = None
+                tensor_of(i).grad = None
         n_user = self.graph.meta.get("n_user_outputs", len(outs))
         user = [_wrap(a) for a in outs[:n_user]]
-        return unflatten(self.output_tree, user)
+        tree = self.output_tree
+        return user[0] if tree == _SINGLE else unflatten(tree, user)
+
+    @property
+    def _writeback_plan(self) -> list[tuple]:
+        """(output index, kind, input index, owner input index for a .grad input else None) per write-back."""
+        plan = self.__dict__.get("_wbp")
+        if plan is None:
+            plan = []
+            for idx, kind, name in self.writeback:
+                i = self._input_index[name]
+                src = self.sources[i]
+                owner = self._input_index[src[1]] if src[0] == "grad" else None
+                plan.append((idx, kind, i, owner))
+            self.__dict__["_wbp"] = plan
+        return plan
+
+    # ------------------------------------------------------------ fast path
+    def fast_plan(self, leaves: list, named: dict) -> Optional["FastInputs"]:
+        """How to read every graph input straight from the tensors it comes from, with the state each
+        had now (shape, dtype, requires_grad, whether .grad exists): ``fast_gather`` feeds the graph
+        only while all of that is unchanged. None when some input cannot be read that way (the
+        caller then keeps the full path). The module's structure must be validated separately
+        (``ModuleWatch``): parameters are held here as the objects the names resolved to now."""
+        items: list = []
+        zero_grads: list = []
+        for i, src in enumerate(self.sources):
+            kind, key = src
+            if kind == "arg":
+                items.append((FastInputs._LEAF, key, None))
+            elif kind == "grad":
+                owner = self._input_index.get(key)
+                if owner is None or owner >= i or items[owner][0] == FastInputs._GRAD:
+                    return None
+                g = self._resolve(self.sources[owner], leaves, named).grad
+                if g is None:
+                    items.append((FastInputs._GRAD, owner, None))
+                    zero_grads.append((i, self.graph.inputs[i].type))
+                elif isinstance(g, Tensor) and type(g._data) is np.ndarray and g._value is None:
+                    items.append((FastInputs._GRAD, owner, (type(g), g._data.shape, g._data.dtype)))
+                else:
+                    return None
+            else:
+                try:
+                    t = self._resolve(src, leaves, named)
+                except RuntimeError:
+                    return None
+                if not isinstance(t, Tensor) or t._data is None or t._value is not None:
+                    return None
+                state = (type(t._data), t._data.shape, t._data.dtype, t.requires_grad, t.grad is None)
+                if kind == "tensor":
+                    if not isinstance(key, weakref.ref):
+                        return None
+                    items.append((FastInputs._REF, key, state))
+                else:
+                    items.append((FastInputs._HELD, t, state))
+        return FastInputs(items, zero_grads)
+
+    def fast_gather(self, plan: "FastInputs", leaves: list) -> Optional[tuple[list, list]]:
+        """(arrays to feed, tensor per input) when every input still has the state ``plan`` recorded,
+        else None (nothing was changed; the caller takes the full path)."""
+        return plan.gather(leaves)
+
+    def finish_fast(self, outs: list, tensors: list) -> Any:
+        """``finish`` with the tensors ``fast_gather`` read the inputs from."""
+        return self._write_back(outs, tensors.__getitem__)
 
     # ------------------------------------------------------------ guards
     def guards(self, minimal: bool = False) -> list:
@@ -338,6 +416,59 @@ class Capture:
         return idx
 
 
+class FastInputs:
+    """The graph inputs of one capture, each as where it comes from (an argument position, a module
+    tensor held directly, a free tensor behind its weakref, an owner's ``.grad``) with the state it
+    had when recorded (array type, shape, dtype, ``requires_grad``, whether ``.grad`` exists, not a
+    tracer). ``gather`` re-checks that state by identity and equality of a few attributes, and
+    returns the arrays to feed, or None when anything differs."""
+
+    _LEAF, _HELD, _REF, _GRAD = 0, 1, 2, 3
+
+    def __init__(self, items: list, zero_grads: list) -> None:
+        self.items = tuple(items)  # (kind, leaf index | tensor | weakref | owner input index, state)
+        self.zero_grads = tuple(zero_grads)  # (input index, type) of .grad inputs recorded as None
+
+    def gather(self, leaves: list) -> Optional[tuple[list, list]]:
+        arrays: list = []
+        tensors: list = []  # per input, for the write-backs (None for a .grad input)
+        ndarray = np.ndarray
+        for kind, obj, st in self.items:
+            if kind == 0:  # an argument: the caller checked its state
+                t = leaves[obj]
+                tensors.append(t)
+                arrays.append(t._data)
+                continue
+            if kind == 3:  # .grad of an earlier input: (type, shape, dtype), None when it was None
+                g = tensors[obj].grad
+                tensors.append(None)
+                if st is None:
+                    if g is not None:
+                        return None
+                    arrays.append(None)  # filled below: zeros, like the full path
+                    continue
+                if type(g) is not st[0]:
+                    return None
+                a = g._data
+                if type(a) is not ndarray or g._value is not None or a.dtype is not st[2] or a.shape != st[1]:
+                    return None
+                arrays.append(a)
+                continue
+            t = obj if kind == 1 else obj()
+            if t is None:
+                return None
+            a = t._data
+            if (type(a) is not st[0] or t._value is not None or a.dtype is not st[2] or a.shape != st[1]
+                    or t.requires_grad is not st[3] or (t.grad is None) is not st[4]):
+                return None
+            tensors.append(t)
+            arrays.append(a)
+        if self.zero_grads:
+            for i, ty in self.zero_grads:  # p.grad is None now: zeros add exactly like "no gradient yet"
+                arrays[i] = np.zeros([int(d) for d in ty.shape], dtype=ty.dtype.np)
+        return arrays, tensors
+
+
 def _index_module(root: Any) -> tuple[Optional[list], dict[str, Tensor]]:
     """(links to validate, name -> tensor) for an ember ``nn.Module`` tree; links is None for
     module-like objects without ember's ``_modules``/``_parameters``/``_buffers`` dicts."""
@@ -369,6 +500,71 @@ def _index_module(root: Any) -> tuple[Optional[list], dict[str, Tensor]]:
     walk(root, "")
     params.update(buffers)
     return links, params
+
+
+class ModuleWatch:
+    """The structure and training flags of an ember ``nn.Module`` tree, re-validated by identity.
+
+    ``named_modules()`` (the training flags ``ember.compile`` keys on) and the name -> tensor map
+    (what graph inputs read) are functions of the trees' ``_modules``/``_parameters``/``_buffers``
+    dicts. ``valid()`` checks, without walking generators, that every module still holds the very
+    dicts it held, that each dict has the same keys in the same order bound to the same objects,
+    and that every ``training`` flag is the same object: then both are what they were when the
+    watch was built. Added, removed, reordered or replaced submodules, parameters and buffers,
+    and ``train()``/``eval()``, all make it False."""
+
+    __slots__ = ("modules", "attrs", "owners", "names", "expected", "empties", "tables", "sizes", "keys",
+                 "values", "training")
+
+    @staticmethod
+    def build(root: Any) -> Optional["ModuleWatch"]:
+        """A watch on ``root``'s tree, or None when some module is not a plain ember ``nn.Module``
+        (a custom ``named_modules``, missing registration dicts): those keep the full path."""
+        try:
+            from ember.nn import Module
+        except Exception:  # noqa: BLE001 - nn not importable: nothing to watch
+            return None
+        base = Module.named_modules
+        modules, seen = [], set()
+        stack = [root]
+        while stack:  # pre-order, first occurrence wins: the order named_modules() yields
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            if getattr(type(m), "named_modules", None) is not base or hasattr(type(m), "training"):
+                return None  # a custom walk, or a class-level (maybe computed) training flag
+            d = getattr(m, "__dict__", None)
+            if type(d) is not dict or "training" not in d or not all(
+                    isinstance(d.get(k), dict) for k in ("_modules", "_parameters", "_buffers")):
+                return None
+            modules.append(m)
+            stack.extend(c for c in reversed(list(d["_modules"].values())) if c is not None)
+        w = ModuleWatch()
+        w.modules = tuple(modules)
+        w.attrs = tuple(vars(m) for m in modules)
+        names = ("training", "_modules", "_parameters", "_buffers")
+        w.owners = tuple(d for d in w.attrs for _ in names)
+        w.names = names * len(modules)
+        w.expected = tuple(map(dict.get, w.owners, w.names))
+        tables = [d[k] for d in w.attrs for k in names[1:]]
+        w.empties = tuple(t for t in tables if not t)  # most are: checked in one any()
+        w.tables = tuple(t for t in tables if t)
+        w.sizes = tuple(map(len, w.tables))
+        w.keys = tuple(itertools.chain.from_iterable(w.tables))
+        w.values = tuple(itertools.chain.from_iterable(map(dict.values, w.tables)))
+        w.training = tuple(bool(d["training"]) for d in w.attrs)
+        return w
+
+    def valid(self) -> bool:
+        # C-level loops only: this runs on every call of a compiled function
+        return (all(map(operator.is_, map(vars, self.modules), self.attrs))
+                and all(map(operator.is_, map(dict.get, self.owners, self.names), self.expected))
+                and not any(self.empties)
+                and tuple(map(len, self.tables)) == self.sizes
+                and tuple(itertools.chain.from_iterable(self.tables)) == self.keys
+                and all(map(operator.is_, itertools.chain.from_iterable(map(dict.values, self.tables)),
+                            self.values)))
 
 
 def _guard_state(t: Optional[Tensor], src: tuple) -> Optional[tuple]:

@@ -32,6 +32,7 @@ from .. import _state
 from .._tensor import Tensor, _wrap
 from ._capture import Capture, _is_module, capture, flatten, unflatten
 from .errors import TraceError
+from .train_step import StateCreatedWhileTracing
 
 _ALL_REASONS: list[str] = []
 _SYM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -60,6 +61,104 @@ def _describe(sig: tuple) -> str:
     return f"{dtype}{list(shape)}" + (" requires_grad" if rg else "")
 
 
+_CONST_TYPES = (type(None), bool, int, float, str)
+
+
+class _FastPath:
+    """A cache hit, replayable with checks by identity, shape and dtype instead of keys and guards.
+
+    Recorded by a call that took the full path and found ``entry`` in the cache: the state that
+    call's key and guard checks read (each argument's type, shape, dtype, ``requires_grad`` and
+    ``.grad``, non-tensor argument values, grad mode, the module tree's structure and training
+    flags, and every tensor the graph reads besides its arguments). While all of it is unchanged
+    the full path would pick ``entry`` again, so the next call runs it directly. Anything else
+    (keyword arguments, nested containers, custom modules, an entry found after other entries
+    whose guards this state does not decide) gets no fast path."""
+
+    __slots__ = ("entry", "args", "grad_mode", "autocast", "watch", "plan", "home", "sizes")
+
+    def match_args(self, args: tuple) -> Optional[list]:
+        """The tensor arguments (the flattened leaves) when every argument is as recorded, else None."""
+        checks = self.args
+        if len(args) != len(checks):
+            return None
+        leaves = []
+        for a, c in zip(args, checks):
+            if type(a) is not c[0]:
+                return None
+            if c[1]:  # a tensor: (type, True, shape, dtype, requires_grad, .grad is None)
+                d = a._data
+                if (d is None or a._value is not None or d.dtype is not c[3] or d.shape != c[2]
+                        or a.requires_grad is not c[4] or (a.grad is None) is not c[5]):
+                    return None
+                leaves.append(a)
+            elif (repr(a) if c[0] is float else a) != c[2]:  # a constant: floats as the cache key spells them
+                return None
+        return leaves
+
+    def still_cached(self, fn: "CompiledFunction") -> bool:
+        lst, idx = self.home
+        return (len(fn._static), len(fn._symbolic)) == self.sizes and idx < len(lst) and lst[idx] is self.entry
+
+
+def _record_fast_path(fn: "CompiledFunction", entry: "_Entry", args: tuple, kwargs: dict, leaves: list,
+                      static_key: tuple, sym_key: tuple) -> Optional[_FastPath]:
+    """A ``_FastPath`` for a cache hit of the full path, or None when one would not be exact."""
+    if kwargs:
+        return None
+    cap = entry.capture
+    if cap.module is not fn.module:
+        return None
+    checks = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if a._data is None or a._value is not None:
+                return None
+            checks.append((type(a), True, a._data.shape, a._data.dtype, a.requires_grad, a.grad is None))
+        elif type(a) in _CONST_TYPES:
+            checks.append((type(a), False, repr(a) if type(a) is float else a))
+        else:
+            return None
+    watch = None
+    if fn.module is not None:
+        from ._capture import ModuleWatch
+        watch = ModuleWatch.build(fn.module)
+        if watch is None or watch.training != static_key[1][1]:
+            return None
+    elif static_key[1][1] != ():
+        return None
+    if static_key[1][0] != bool(_state.grad_enabled):
+        return None
+    # where the lookup finds the entry, and which entries it tries first: their guards must be
+    # decided by the state recorded here (sources they read are a subset of this entry's)
+    static = fn._static.get(static_key, [])
+    home = next(((static, i) for i, e in enumerate(static) if e is entry), None)
+    if home is not None:
+        before = static[:home[1]]
+    else:
+        sym = fn._symbolic.get(sym_key, [])
+        home = next(((sym, i) for i, e in enumerate(sym) if e is entry), None)
+        if home is None:
+            return None
+        before = static + sym[:home[1]]
+    own = {_source_key(s) for s in cap.sources}
+    for e in before:
+        if any(s[0] != "arg" and _source_key(s) not in own for s in e.capture.sources):
+            return None
+    plan = cap.fast_plan(leaves, cap._module_tensors())
+    if plan is None:
+        return None
+    fast = _FastPath()
+    fast.entry, fast.args, fast.plan, fast.watch, fast.home = entry, tuple(checks), plan, watch, home
+    fast.grad_mode, fast.autocast = _state.grad_enabled, _state.autocast_dtype
+    fast.sizes = (len(fn._static), len(fn._symbolic))
+    return fast
+
+
+def _source_key(src: tuple) -> tuple:
+    return ("tensor", id(src[1])) if src[0] == "tensor" else src
+
+
 class CompiledFunction:
     """The callable ``ember.compile`` returns; ``.stats`` and ``.graphs`` show what it did."""
 
@@ -75,8 +174,10 @@ class CompiledFunction:
         self._static: dict[tuple, list[_Entry]] = {}
         self._symbolic: dict[tuple, list[_Entry]] = {}
         self._last: Optional[_Entry] = None
+        self._fast: Optional[_FastPath] = None  # the last cache hit, replayable on cheap checks
+        self._pending_reason: Optional[str] = None  # why the cache was emptied, for the next recompile
         self.stats: dict[str, Any] = {"calls": 0, "compiles": 0, "cache_hits": 0, "recompiles": 0,
-                                      "recompile_reasons": []}
+                                      "recompile_reasons": [], "fast_calls": 0}
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -110,8 +211,34 @@ class CompiledFunction:
         if _state.tracer is not None:  # compiled code called inside a trace: inline it
             return self.fn(*args, **kwargs)
         self.stats["calls"] += 1
-        if self._train_step is not None and self._train_step.before_call():
+        step = self._train_step
+        if step is not None and step.before_call():
             return self.fn(*args, **kwargs)  # eager warm-up: materializes lazily created optimizer state
+        fast = self._fast
+        if (fast is not None and not kwargs and _state.grad_enabled is fast.grad_mode
+                and _state.autocast_dtype is fast.autocast):
+            leaves = fast.match_args(args)
+            if leaves is not None and (fast.watch is None or fast.watch.valid()) and fast.still_cached(self):
+                entry = fast.entry
+                cap = entry.capture
+                got = cap.fast_gather(fast.plan, leaves)
+                if got is not None:
+                    self.stats["cache_hits"] += 1
+                    self.stats["fast_calls"] += 1
+                    self._last = entry
+                    outs = entry.compiled(got[0])
+                    result = cap.finish_fast(outs, got[1])
+                    if getattr(entry, "autograd", None) is not None:
+                        result = entry.autograd.attach(cap, result, leaves, cap._module_tensors())
+                    if step is not None:
+                        step.after_call()
+                    return result
+        return self._full_call(args, kwargs)
+
+    def _full_call(self, args: tuple, kwargs: dict) -> Any:
+        """Flatten, key, look up (checking guards) or compile, then run: what every call did before
+        the fast path, and what any call the fast path cannot vouch for still does."""
+        self._fast = None
         leaves: list = []
         spec = flatten((args, kwargs), leaves)
         for t in leaves:
@@ -123,9 +250,16 @@ class CompiledFunction:
             entry, failed2 = self._lookup(self._symbolic.get(sym_key, ()), leaves)
             failed = failed or failed2
         if entry is None:
-            entry = self._compile(args, kwargs, spec, leaves, static_key, sym_key, failed)
+            # no fast path right after a compile: tracing ran the program, so the next call
+            # re-keys and records the state it actually sees
+            try:
+                entry = self._compile(args, kwargs, spec, leaves, static_key, sym_key, failed)
+            except StateCreatedWhileTracing:  # eagerly, like the warm-up; the next call captures
+                self.stats["eager_steps"] = self.stats.get("eager_steps", 0) + 1
+                return self.fn(*args, **kwargs)
         else:
             self.stats["cache_hits"] += 1
+            self._fast = _record_fast_path(self, entry, args, kwargs, leaves, static_key, sym_key)
         self._last = entry
         cap = entry.capture
         arrays, named = cap.gather(leaves)
@@ -151,6 +285,9 @@ class CompiledFunction:
         reason = None
         if self._last is not None or guard_failure:
             reason = guard_failure or _diff(self._last.signature if self._last else None, sig)
+        pending, self._pending_reason = self._pending_reason, None
+        if pending is not None and reason is not None:  # the cache was emptied (train_step): say why first
+            reason = pending if reason == "signature changed" else f"{pending}; {reason}"
         want_symbolic = bool(self.dynamic) or (
             self.dynamic is None and self._last is not None
             and _only_leading_dims_differ(self._last.signature, sig))
@@ -163,6 +300,8 @@ class CompiledFunction:
                 _check_symbolic(cap.graph)
                 entry = _Entry(cap, self._backend_compile(cap.graph), sig, True)
                 self._symbolic.setdefault(sym_key, []).append(entry)
+            except StateCreatedWhileTracing:
+                raise
             except Exception as err:  # noqa: BLE001 - a symbolic trace may fail where a static one works
                 note = f"symbolic batch dimension not possible ({type(err).__name__}: {str(err).splitlines()[0]}); " \
                        "specialized to static shapes"
@@ -225,7 +364,7 @@ def _diff(old: Optional[tuple], new: tuple) -> str:
         return "first call"
     if old[0] != new[0]:
         (a_args, a_kw), (b_args, b_kw) = json.loads(old[0])["tuple"], json.loads(new[0])["tuple"]
-        return _spec_diff(a_args, b_args, "args") if a_args != b_args else _spec_diff(a_kw, b_kw, "kwargs")
+        return _spec_diff(a_args, b_args, "args") if not _same(a_args, b_args) else _spec_diff(a_kw, b_kw, "kwargs")
     if old[1][0] != new[1][0]:
         return f"grad mode changed to {'enabled' if new[1][0] else 'disabled'}"
     if old[1][1] != new[1][1]:
@@ -248,13 +387,18 @@ def _spec_diff(old: Any, new: Any, path: str = "arguments") -> str:
             return f"non-tensor value {path} changed from {a!r} to {b!r}"
         if kind in ("tuple", "list") and len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b)):
-                if x != y:
+                if not _same(x, y):
                     return _spec_diff(x, y, f"{path}[{i}]")
         if kind == "dict" and [k for k, _ in a] == [k for k, _ in b]:
             for (k, x), (_, y) in zip(a, b):
-                if x != y:
+                if not _same(x, y):
                     return _spec_diff(x, y, f"{path}[{k!r}]")
     return f"the structure of {path} changed"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as the cache key spells them (``==`` would call 3 and 3.0, or 0.0 and -0.0, the same)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _check_symbolic(graph: Graph) -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -105,6 +106,63 @@ def _hyper_snapshot(optimizers: list) -> tuple:
     return tuple(snap)
 
 
+_IMMUTABLE = (type(None), bool, int, float, complex, str)
+
+
+def _immutable(v: Any) -> bool:
+    return type(v) in _IMMUTABLE or (type(v) is tuple and all(_immutable(x) for x in v))
+
+
+class _HyperWatch:
+    """Says cheaply that ``_hyper_snapshot`` cannot have changed: the same optimizers hold the same
+    ``param_groups`` list of the same group dicts, each with the same keys bound to the very same
+    immutable values (so the same ``repr``) and the same ``params`` list of the same tensors.
+    Anything else (a new group, a mutable hyperparameter value) means: take the full snapshot."""
+
+    __slots__ = ("groups", "ok")
+
+    def __init__(self, optimizers: list) -> None:
+        self.groups: list = []
+        self.ok = True
+        for opt in optimizers:
+            groups = opt.param_groups
+            if type(groups) is not list:
+                self.ok = False
+                return
+            self.groups.append((opt, groups, len(groups)))
+            for g in groups:
+                items = tuple((k, v) for k, v in g.items() if k != "params" and k not in _LR_KEYS)
+                params = g.get("params")
+                if type(g) is not dict or type(params) is not list or not all(_immutable(v) for _, v in items):
+                    self.ok = False
+                    return
+                self.groups.append((g, items, len(g), params, tuple(params)))
+
+    def unchanged(self) -> bool:
+        if not self.ok:
+            return False
+        missing = _HyperWatch
+        it = iter(self.groups)
+        for opt, groups, n in it:
+            if opt.param_groups is not groups or len(groups) != n:
+                return False
+            for g in groups:
+                g0, items, size, params, members = next(it)
+                if g is not g0 or len(g) != size or g.get("params") is not params or len(params) != len(members):
+                    return False
+                for k, v in items:
+                    if g.get(k, missing) is not v:
+                        return False
+                if not all(map(operator.is_, params, members)):
+                    return False
+        return True
+
+
+class StateCreatedWhileTracing(Exception):
+    """A capture of a training step would create optimizer state: ``ember.compile`` runs that call
+    eagerly instead (as it does the first call), and captures the steady state on the next one."""
+
+
 class TrainStep:
     """The training-step extras of one ``CompiledFunction``."""
 
@@ -120,24 +178,31 @@ class TrainStep:
                 for key in _LR_KEYS:
                     if key in group and isinstance(group[key], (int, float)) and not isinstance(group[key], bool):
                         self.lr_tensors.append((group, key, _wrap(np.asarray(float(group[key]), np.float64))))
+        self.lr_fed: list = [None] * len(self.lr_tensors)  # the group[key] object each lr array was made from
         self.hyper = _hyper_snapshot(optimizers)
+        self.hyper_watch = _HyperWatch(optimizers)
         from ._scaler_trace import TracedScaler, is_grad_scaler
         self.scalers = [TracedScaler(o, optimizers) for _, o in _reachable_objects(compiled.fn) if is_grad_scaler(o)]
 
     # ------------------------------------------------------------ per call
     def before_call(self) -> bool:
         """Refresh fed values; True when this call must run eagerly (state warm-up)."""
-        for group, key, t in self.lr_tensors:
-            t._data = np.asarray(float(group[key]), np.float64)
+        for k, (group, key, t) in enumerate(self.lr_tensors):
+            raw = group[key]
+            if raw is not self.lr_fed[k] or type(raw) not in (float, int):  # same immutable number: same array
+                t._data = np.asarray(float(raw), np.float64)
+                self.lr_fed[k] = raw
         for sc in self.scalers:
             sc.before_call()
-        snap = _hyper_snapshot(self.optimizers)
-        if snap != self.hyper:
-            self.hyper = snap
-            self.compiled._static.clear()
-            self.compiled._symbolic.clear()
-            self.compiled.stats["recompile_reasons"].append(
-                f"{self.compiled.__name__}: an optimizer hyperparameter (not lr) changed")
+        if not self.hyper_watch.unchanged():
+            snap = _hyper_snapshot(self.optimizers)
+            if snap != self.hyper:
+                self.hyper = snap
+                self.compiled._static.clear()
+                self.compiled._symbolic.clear()
+                self.compiled._fast = None
+                self.compiled._pending_reason = "an optimizer hyperparameter (not lr) changed"  # for the recompile
+            self.hyper_watch = _HyperWatch(self.optimizers)
         if not self.warmed_up:
             # the first call always runs eagerly: it creates optimizer state and the .grad tensors,
             # so the one capture (next call) sees the steady state and its guards keep holding
@@ -204,6 +269,35 @@ class TrainStep:
             group[key] = t
         return undo
 
+    # ------------------------------------------------------------ lazily created state
+    def _state_snapshot(self) -> list:
+        """Each optimizer's state as it is: (optimizer, {param: (state dict, copy of it)})."""
+        return [(opt, {p: (st, dict(st)) for p, st in opt.state.items()}) for opt in self.optimizers]
+
+    @staticmethod
+    def _state_created(snapshot: list) -> bool:
+        """Whether the traced program created optimizer state (a parameter that just started getting
+        gradients gets its momentum buffer, Adam moments...): traced, it would hold tracer tensors."""
+        for opt, saved in snapshot:
+            for p, st in opt.state.items():
+                old = saved.get(p)
+                if old is None:
+                    if st:
+                        return True
+                elif st is not old[0] or any(k not in old[1] for k in st):
+                    return True
+        return False
+
+    @staticmethod
+    def _restore_state(snapshot: list) -> None:
+        for opt, saved in snapshot:
+            for p in [p for p in opt.state if p not in saved]:
+                del opt.state[p]
+            for p, (st, items) in saved.items():
+                st.clear()
+                st.update(items)
+                opt.state[p] = st
+
     def wrap(self, fn: Callable) -> Callable:
         """``fn`` with the training-step bindings made when it runs under a tracer."""
         step = self
@@ -214,8 +308,15 @@ class TrainStep:
             if tracer is None:
                 return fn(*args, **kwargs)
             undo = step.bind_all(tracer)
+            state = step._state_snapshot()
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                if step._state_created(state):
+                    raise StateCreatedWhileTracing()
+                return result
+            except BaseException:
+                step._restore_state(state)
+                raise
             finally:
                 from ._scaler_trace import restore
                 for item in undo:
