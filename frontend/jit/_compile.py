@@ -56,6 +56,15 @@ def _leaf_sig(t: Tensor) -> tuple:
     return (tuple(t.shape), t.dtype.name, bool(t.requires_grad))
 
 
+def _aliases(leaves: list) -> tuple:
+    """() when every tensor argument is a distinct tensor, else the first position of each one:
+    a program traced with ``f(x, x)`` reads one input for both, so ``f(x, y)`` must not reuse it."""
+    if len(leaves) < 2 or len({id(t) for t in leaves}) == len(leaves):
+        return ()
+    first: dict = {}
+    return tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
+
+
 def _describe(sig: tuple) -> str:
     shape, dtype, rg = sig
     return f"{dtype}{list(shape)}" + (" requires_grad" if rg else "")
@@ -94,6 +103,8 @@ class _FastPath:
                 leaves.append(a)
             elif (repr(a) if c[0] is float else a) != c[2]:  # a constant: floats as the cache key spells them
                 return None
+        if len(leaves) > 1 and len({id(t) for t in leaves}) != len(leaves):
+            return None  # recorded with distinct tensors: the same one twice is another key
         return leaves
 
     def still_cached(self, fn: "CompiledFunction") -> bool:
@@ -126,6 +137,8 @@ def _record_fast_path(fn: "CompiledFunction", entry: "_Entry", args: tuple, kwar
         if watch is None or watch.training != static_key[1][1]:
             return None
     elif static_key[1][1] != ():
+        return None
+    if static_key[3] != ():  # some argument passed twice: the full path keys that
         return None
     if static_key[1][0] != bool(_state.grad_enabled):
         return None
@@ -186,15 +199,21 @@ class CompiledFunction:
 
     # ------------------------------------------------------------ signatures
     def _context(self) -> tuple:
-        training = ()
+        """(grad mode, each module's training flag, each module's (name, class)) in named_modules order."""
+        training, layout = (), ()
         if self.module is not None and callable(getattr(self.module, "named_modules", None)):
-            training = tuple(bool(getattr(m, "training", False)) for _, m in self.module.named_modules())
-        return (bool(_state.grad_enabled), training)
+            mods = list(self.module.named_modules())
+            training = tuple(bool(getattr(m, "training", False)) for _, m in mods)
+            # a submodule replaced by one of another class (ReLU -> Tanh) changes the program; the
+            # classes, not the objects, so the key keeps no module alive
+            layout = tuple((n, type(m).__qualname__) for n, m in mods)
+        return (bool(_state.grad_enabled), training, layout)
 
     def _keys(self, spec: Any, leaves: list) -> tuple[tuple, tuple]:
         sigs = tuple(_leaf_sig(t) for t in leaves)
         head = (json.dumps(spec, sort_keys=True, default=str), self._context())
-        static = head + (sigs,)
+        aliases = _aliases(leaves)
+        static = head + (sigs, aliases)
         # symbolic key: leading dims erased, but which arguments share a leading size is kept
         sizes: dict = {}
         dyn = []
@@ -203,7 +222,7 @@ class CompiledFunction:
                 dyn.append((("*", sizes.setdefault(shape[0], len(sizes))),) + shape[1:])
             else:
                 dyn.append(shape)
-        symbolic = head + (tuple((s, dt, rg) for s, (_, dt, rg) in zip(dyn, sigs)),)
+        symbolic = head + (tuple((s, dt, rg) for s, (_, dt, rg) in zip(dyn, sigs)), aliases)
         return static, symbolic
 
     # ------------------------------------------------------------ calling
@@ -349,10 +368,10 @@ class CompiledFunction:
 
 
 def _only_leading_dims_differ(a: tuple, b: tuple) -> bool:
-    if a[:-1] != b[:-1] or len(a[-1]) != len(b[-1]):
+    if a[:2] != b[:2] or a[3:] != b[3:] or len(a[2]) != len(b[2]):
         return False
     differs = False
-    for (sa, da, ra), (sb, db, rb) in zip(a[-1], b[-1]):
+    for (sa, da, ra), (sb, db, rb) in zip(a[2], b[2]):
         if da != db or ra != rb or len(sa) != len(sb) or sa[1:] != sb[1:]:
             return False
         differs = differs or sa[:1] != sb[:1]
@@ -367,6 +386,8 @@ def _diff(old: Optional[tuple], new: tuple) -> str:
         return _spec_diff(a_args, b_args, "args") if not _same(a_args, b_args) else _spec_diff(a_kw, b_kw, "kwargs")
     if old[1][0] != new[1][0]:
         return f"grad mode changed to {'enabled' if new[1][0] else 'disabled'}"
+    if old[1][2] != new[1][2]:
+        return _layout_diff(old[1][2], new[1][2])
     if old[1][1] != new[1][1]:
         return "a module's training mode changed (train()/eval())"
     if len(old[2]) != len(new[2]):
@@ -376,7 +397,21 @@ def _diff(old: Optional[tuple], new: tuple) -> str:
         if a != b:
             what = "shape" if a[0] != b[0] else "dtype" if a[1] != b[1] else "requires_grad"
             parts.append(f"tensor argument {i}: {what} changed from {_describe(a)} to {_describe(b)}")
+    if not parts and old[3] != new[3]:
+        def shared(al):
+            groups: dict = {}
+            for i, f in enumerate(al):
+                groups.setdefault(f, []).append(i)
+            return ", ".join("/".join(map(str, g)) for g in groups.values() if len(g) > 1) or "none"
+        parts.append(f"tensor arguments passed as the same tensor changed from {shared(old[3])} to {shared(new[3])}")
     return "; ".join(parts) or "signature changed"
+
+
+def _layout_diff(old: tuple, new: tuple) -> str:
+    a, b = dict(old), dict(new)
+    changes = [f"{n or 'the module'}: {a[n]} -> {b[n]}" for n in b if n in a and a[n] != b[n]]
+    changes += [f"{n} added" for n in b if n not in a] + [f"{n} removed" for n in a if n not in b]
+    return f"the module's submodules changed ({'; '.join(changes) or 'reordered'})"
 
 
 def _spec_diff(old: Any, new: Any, path: str = "arguments") -> str:

@@ -181,7 +181,7 @@ def test_buffer_replaced_and_updated_in_place_are_both_seen():
     assert f.stats["compiles"] == 1
 
 
-def test_submodule_added_keeps_results_right():
+def test_submodule_added_recompiles():
     model = _mlp()
     f = ember.compile(model)
     x = ember.randn(2, 4)
@@ -189,7 +189,40 @@ def test_submodule_added_keeps_results_right():
     model.append(nn.ReLU())
     np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
     assert f.stats["compiles"] == 2
-    assert _last_reason(f).endswith("a module's training mode changed (train()/eval())")
+    assert _last_reason(f).endswith("the module's submodules changed (3 added)")
+
+
+def test_submodule_replaced_by_another_class_recompiles():
+    model = _mlp()
+    f = ember.compile(model)
+    x = ember.randn(2, 4)
+    _warm(f, x)
+    model[1] = nn.Tanh()
+    np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
+    assert _last_reason(f).endswith("the module's submodules changed (1: ReLU -> Tanh)")
+    model[2] = nn.Linear(8, 3)  # same class: the graph reads the new layer's parameters by name
+    np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
+    _warm(f, x)
+    np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
+    assert f.stats["compiles"] == 2
+
+
+def test_the_same_tensor_passed_twice_is_a_different_program():
+    def g(a, b):
+        b.add_(1.0)  # with a is b, the update is seen through a too
+        return a * 2
+
+    f = ember.compile(g)
+    x, y = ember.randn(3), ember.randn(3)
+    _warm(f, x.clone(), y.clone())
+    xc, x_ref = x.clone(), x.clone()
+    np.testing.assert_array_equal(f(xc, xc).numpy(), g(x_ref, x_ref).numpy())
+    np.testing.assert_array_equal(xc.numpy(), x_ref.numpy())
+    assert _last_reason(f).endswith("tensor arguments passed as the same tensor changed from none to 0/1")
+    _warm(f, x.clone(), x.clone())  # distinct tensors again: the first graph, from the fast path
+    a, b = x.clone(), x.clone()
+    np.testing.assert_array_equal(f(a, b).numpy(), (x * 2).numpy())
+    assert f.stats["compiles"] == 2
 
 
 def test_non_tensor_argument_changes_recompile_like_the_cache_key_says():
