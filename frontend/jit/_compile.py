@@ -1,10 +1,20 @@
 """``ember.compile``: capture on first call, cache per input signature, run the cached graph.
 
 The signature of a call is what a captured graph depends on: each tensor
-argument's shape, dtype and ``requires_grad``, the non-tensor arguments (baked
-into the graph), the grad mode and the module's training flags. Guards re-check
-the tensors the graph reads besides its arguments (parameters, buffers, free
+argument's shape, dtype and ``requires_grad``, which arguments are the same
+tensor, the non-tensor arguments (baked into the graph), the grad mode, the
+module's training flags and the classes of its submodules. Guards re-check the
+tensors the graph reads besides its arguments (parameters, buffers, free
 tensors: shape, dtype, whether ``.grad`` exists).
+
+Fast path: computing that key (a JSON spec, a ``named_modules()`` walk) and
+checking every guard costs more than running a small graph. A call that finds
+its entry in the cache records what those checks read (``_FastPath``); the next
+call compares the same things by identity, shape and dtype (arguments, grad
+mode, ``ModuleWatch`` over the module tree, ``FastInputs`` over the tensors the
+graph reads) and runs the entry directly when nothing differs. Any difference,
+keyword arguments or nested containers take the full path, which decides (and
+records recompile reasons) exactly as before.
 
 Batch sizes: with ``dynamic=None`` (default) the first call is traced with
 static shapes; when a later call differs only in the leading dimension of its
