@@ -81,6 +81,7 @@ def _describe(sig: tuple) -> str:
 
 
 _CONST_TYPES = (type(None), bool, int, float, str)
+_MAX_FAST = 4  # recorded fast paths per compiled function (alternating shapes, train/eval...)
 
 
 class _FastPath:
@@ -94,7 +95,7 @@ class _FastPath:
     (keyword arguments, nested containers, custom modules, an entry found after other entries
     whose guards this state does not decide) gets no fast path."""
 
-    __slots__ = ("entry", "args", "grad_mode", "autocast", "watch", "plan", "home", "sizes")
+    __slots__ = ("entry", "args", "grad_mode", "autocast", "plan", "gen")
 
     def match_args(self, args: tuple) -> Optional[list]:
         """The tensor arguments (the flattened leaves) when every argument is as recorded, else None."""
@@ -117,18 +118,14 @@ class _FastPath:
             return None  # recorded with distinct tensors: the same one twice is another key
         return leaves
 
-    def still_cached(self, fn: "CompiledFunction") -> bool:
-        lst, idx = self.home
-        return (len(fn._static), len(fn._symbolic)) == self.sizes and idx < len(lst) and lst[idx] is self.entry
-
 
 def _record_fast_path(fn: "CompiledFunction", entry: "_Entry", args: tuple, kwargs: dict, leaves: list,
                       static_key: tuple, sym_key: tuple) -> Optional[_FastPath]:
     """A ``_FastPath`` for a cache hit of the full path, or None when one would not be exact."""
-    if kwargs:
+    if kwargs or static_key[3] != ():  # keyword arguments; an argument passed twice
         return None
     cap = entry.capture
-    if cap.module is not fn.module:
+    if cap.module is not fn.module or static_key[1][0] != bool(_state.grad_enabled):
         return None
     checks = []
     for a in args:
@@ -140,41 +137,49 @@ def _record_fast_path(fn: "CompiledFunction", entry: "_Entry", args: tuple, kwar
             checks.append((type(a), False, repr(a) if type(a) is float else a))
         else:
             return None
-    watch = None
     if fn.module is not None:
-        from ._capture import ModuleWatch
-        watch = ModuleWatch.build(fn.module)
-        if watch is None or watch.training != static_key[1][1]:
+        watch = fn._watch
+        if watch is False:  # not a plain ember module tree: no fast path
+            return None
+        if watch is None or not watch.valid():
+            from ._capture import ModuleWatch
+            fn._fasts = []  # recorded under another structure or training flags
+            watch = ModuleWatch.build(fn.module)
+            fn._watch = False if watch is None else watch
+        if not watch or watch.training != static_key[1][1]:
             return None
     elif static_key[1][1] != ():
         return None
-    if static_key[3] != ():  # some argument passed twice: the full path keys that
-        return None
-    if static_key[1][0] != bool(_state.grad_enabled):
-        return None
-    # where the lookup finds the entry, and which entries it tries first: their guards must be
-    # decided by the state recorded here (sources they read are a subset of this entry's)
+    # the entries the lookup tries before this one: their guards must be decided by the state
+    # recorded here (the sources they read are among this entry's)
     static = fn._static.get(static_key, [])
-    home = next(((static, i) for i, e in enumerate(static) if e is entry), None)
-    if home is not None:
-        before = static[:home[1]]
+    idx = next((i for i, e in enumerate(static) if e is entry), None)
+    if idx is not None:
+        before = static[:idx]
     else:
         sym = fn._symbolic.get(sym_key, [])
-        home = next(((sym, i) for i, e in enumerate(sym) if e is entry), None)
-        if home is None:
+        idx = next((i for i, e in enumerate(sym) if e is entry), None)
+        if idx is None:
             return None
-        before = static + sym[:home[1]]
-    own = {_source_key(s) for s in cap.sources}
-    for e in before:
-        if any(s[0] != "arg" and _source_key(s) not in own for s in e.capture.sources):
+        before = static + sym[:idx]
+    if before:
+        own = {_source_key(s) for s in cap.sources}
+        for e in before:
+            if any(s[0] != "arg" and _source_key(s) not in own for s in e.capture.sources):
+                return None
+    # the entry's input plan, reused while the module structure it resolved names under holds and
+    # every input still has the state it recorded (then a new plan would be the same)
+    cached = getattr(entry, "fast_plan", None)
+    if cached is not None and cached[0] is fn._watch and cached[1].gather(leaves) is not None:
+        plan = cached[1]
+    else:
+        plan = cap.fast_plan(leaves, cap._module_tensors())
+        if plan is None:
             return None
-    plan = cap.fast_plan(leaves, cap._module_tensors())
-    if plan is None:
-        return None
+        entry.fast_plan = (fn._watch, plan)
     fast = _FastPath()
-    fast.entry, fast.args, fast.plan, fast.watch, fast.home = entry, tuple(checks), plan, watch, home
+    fast.entry, fast.args, fast.plan, fast.gen = entry, tuple(checks), plan, fn._gen
     fast.grad_mode, fast.autocast = _state.grad_enabled, _state.autocast_dtype
-    fast.sizes = (len(fn._static), len(fn._symbolic))
     return fast
 
 
@@ -197,7 +202,9 @@ class CompiledFunction:
         self._static: dict[tuple, list[_Entry]] = {}
         self._symbolic: dict[tuple, list[_Entry]] = {}
         self._last: Optional[_Entry] = None
-        self._fast: Optional[_FastPath] = None  # the last cache hit, replayable on cheap checks
+        self._fasts: list[_FastPath] = []  # recent cache hits, replayable on cheap checks; newest first
+        self._watch = None  # ModuleWatch of self.module, shared by the _fasts (False: module not watchable)
+        self._gen = 0  # bumped whenever the cache tables change: older _fasts are void
         self._pending_reason: Optional[str] = None  # why the cache was emptied, for the next recompile
         self.stats: dict[str, Any] = {"calls": 0, "compiles": 0, "cache_hits": 0, "recompiles": 0,
                                       "recompile_reasons": [], "fast_calls": 0}
@@ -243,31 +250,36 @@ class CompiledFunction:
         step = self._train_step
         if step is not None and step.before_call():
             return self.fn(*args, **kwargs)  # eager warm-up: materializes lazily created optimizer state
-        fast = self._fast
-        if (fast is not None and not kwargs and _state.grad_enabled is fast.grad_mode
-                and _state.autocast_dtype is fast.autocast):
-            leaves = fast.match_args(args)
-            if leaves is not None and (fast.watch is None or fast.watch.valid()) and fast.still_cached(self):
+        if self._fasts and not kwargs:
+            grad_mode, autocast = _state.grad_enabled, _state.autocast_dtype
+            for fast in self._fasts:
+                if fast.grad_mode is not grad_mode or fast.autocast is not autocast:
+                    continue
+                leaves = fast.match_args(args)
+                if leaves is None:
+                    continue
+                if fast.gen != self._gen or (self._watch and not self._watch.valid()):
+                    break
                 entry = fast.entry
                 cap = entry.capture
-                got = cap.fast_gather(fast.plan, leaves)
-                if got is not None:
-                    self.stats["cache_hits"] += 1
-                    self.stats["fast_calls"] += 1
-                    self._last = entry
-                    outs = entry.compiled(got[0])
-                    result = cap.finish_fast(outs, got[1])
-                    if getattr(entry, "autograd", None) is not None:
-                        result = entry.autograd.attach(cap, result, leaves, cap._module_tensors())
-                    if step is not None:
-                        step.after_call()
-                    return result
+                got = fast.plan.gather(leaves)
+                if got is None:
+                    break
+                self.stats["cache_hits"] += 1
+                self.stats["fast_calls"] += 1
+                self._last = entry
+                outs = entry.compiled(got[0])
+                result = cap.finish_fast(outs, got[1])
+                if getattr(entry, "autograd", None) is not None:
+                    result = entry.autograd.attach(cap, result, leaves, cap._module_tensors())
+                if step is not None:
+                    step.after_call()
+                return result
         return self._full_call(args, kwargs)
 
     def _full_call(self, args: tuple, kwargs: dict) -> Any:
         """Flatten, key, look up (checking guards) or compile, then run: what every call did before
         the fast path, and what any call the fast path cannot vouch for still does."""
-        self._fast = None
         leaves: list = []
         spec = flatten((args, kwargs), leaves)
         for t in leaves:
@@ -288,7 +300,11 @@ class CompiledFunction:
                 return self.fn(*args, **kwargs)
         else:
             self.stats["cache_hits"] += 1
-            self._fast = _record_fast_path(self, entry, args, kwargs, leaves, static_key, sym_key)
+            fast = _record_fast_path(self, entry, args, kwargs, leaves, static_key, sym_key)
+            if fast is not None:  # newest first; one per argument signature; a few kept
+                self._fasts = [fast] + [f for f in self._fasts if f.args != fast.args or f.gen != fast.gen
+                                        or f.grad_mode is not fast.grad_mode or f.autocast is not fast.autocast
+                                        ][:_MAX_FAST - 1]
         self._last = entry
         cap = entry.capture
         arrays, named = cap.gather(leaves)
@@ -310,6 +326,8 @@ class CompiledFunction:
         return None, failed
 
     def _compile(self, args, kwargs, spec, leaves, static_key, sym_key, guard_failure) -> _Entry:
+        self._gen += 1  # the lookup order changes: recorded fast paths may no longer be what it picks
+        self._fasts = []
         sig = static_key
         reason = None
         if self._last is not None or guard_failure:

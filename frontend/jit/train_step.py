@@ -200,7 +200,8 @@ class TrainStep:
                 self.hyper = snap
                 self.compiled._static.clear()
                 self.compiled._symbolic.clear()
-                self.compiled._fast = None
+                self.compiled._fasts = []
+                self.compiled._gen += 1
                 self.compiled._pending_reason = "an optimizer hyperparameter (not lr) changed"  # for the recompile
             self.hyper_watch = _HyperWatch(self.optimizers)
         if not self.warmed_up:

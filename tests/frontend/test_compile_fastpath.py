@@ -53,6 +53,22 @@ def test_shape_change_recompiles_with_its_reason_and_old_shape_hits_again():
     assert f.stats["compiles"] == 2
 
 
+@pytest.mark.parametrize("dynamic", [None, False])
+def test_alternating_shapes_each_keep_a_fast_path(dynamic):
+    model = _mlp()
+    f = ember.compile(model, dynamic=dynamic)
+    xs = [ember.randn(5, 4), ember.randn(7, 4)]
+    for i in range(12):
+        x = xs[i % 2]
+        np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
+    assert f.stats["compiles"] == 2
+    assert f.stats["fast_calls"] >= 8, f.stats  # after the first hit of each shape, all fast
+    x9 = ember.randn(9, 4)  # a compile voids the recorded fast paths; results stay right
+    np.testing.assert_array_equal(f(x9).numpy(), _np(model(x9)))
+    for x in xs + [x9] + xs:
+        np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
+
+
 def test_dtype_change_recompiles():
     def g(x, y):
         return x * 2 + y
