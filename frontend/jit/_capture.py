@@ -10,7 +10,6 @@ form of the graph on the current tensors and performs the write-backs.
 from __future__ import annotations
 
 import inspect
-import itertools
 import operator
 import os
 import weakref
@@ -511,10 +510,9 @@ class ModuleWatch:
     dicts it held, that each dict has the same keys in the same order bound to the same objects,
     and that every ``training`` flag is the same object: then both are what they were when the
     watch was built. Added, removed, reordered or replaced submodules, parameters and buffers,
-    and ``train()``/``eval()``, all make it False."""
+    ``train()``/``eval()`` and a module's ``__class__`` or ``__dict__`` reassigned all make it False."""
 
-    __slots__ = ("modules", "attrs", "owners", "names", "expected", "empties", "tables", "sizes", "keys",
-                 "values", "training")
+    __slots__ = ("modules", "types", "attrs", "owners", "empties", "tables", "training")
 
     @staticmethod
     def build(root: Any) -> Optional["ModuleWatch"]:
@@ -542,29 +540,31 @@ class ModuleWatch:
             stack.extend(c for c in reversed(list(d["_modules"].values())) if c is not None)
         w = ModuleWatch()
         w.modules = tuple(modules)
+        w.types = tuple(map(type, modules))  # the cache key names each submodule's class
         w.attrs = tuple(vars(m) for m in modules)
-        names = ("training", "_modules", "_parameters", "_buffers")
-        w.owners = tuple(d for d in w.attrs for _ in names)
-        w.names = names * len(modules)
-        w.expected = tuple(map(dict.get, w.owners, w.names))
-        tables = [d[k] for d in w.attrs for k in names[1:]]
+        # per module: its __dict__ and what it held (training flag, the three registration dicts)
+        w.owners = tuple((d, d["training"], d["_modules"], d["_parameters"], d["_buffers"]) for d in w.attrs)
+        tables = [d[k] for d in w.attrs for k in ("_modules", "_parameters", "_buffers")]
         w.empties = tuple(t for t in tables if not t)  # most are: checked in one any()
-        w.tables = tuple(t for t in tables if t)
-        w.sizes = tuple(map(len, w.tables))
-        w.keys = tuple(itertools.chain.from_iterable(w.tables))
-        w.values = tuple(itertools.chain.from_iterable(map(dict.values, w.tables)))
+        w.tables = tuple((t, tuple(t), tuple(t.values())) for t in tables if t)
         w.training = tuple(bool(d["training"]) for d in w.attrs)
         return w
 
     def valid(self) -> bool:
-        # C-level loops only: this runs on every call of a compiled function
-        return (all(map(operator.is_, map(vars, self.modules), self.attrs))
-                and all(map(operator.is_, map(dict.get, self.owners, self.names), self.expected))
-                and not any(self.empties)
-                and tuple(map(len, self.tables)) == self.sizes
-                and tuple(itertools.chain.from_iterable(self.tables)) == self.keys
-                and all(map(operator.is_, itertools.chain.from_iterable(map(dict.values, self.tables)),
-                            self.values)))
+        # runs on every call of a compiled function: identity checks, no generator walks
+        if not all(map(operator.is_, map(vars, self.modules), self.attrs)) or not all(
+                map(operator.is_, map(type, self.modules), self.types)):
+            return False
+        for d, training, dm, dp, db in self.owners:
+            if (d.get("training") is not training or d.get("_modules") is not dm or d.get("_parameters") is not dp
+                    or d.get("_buffers") is not db):
+                return False
+        if any(self.empties):
+            return False
+        for table, keys, values in self.tables:  # same keys, same order, the very same objects
+            if tuple(table) != keys or not all(map(operator.is_, table.values(), values)):
+                return False
+        return True
 
 
 def _guard_state(t: Optional[Tensor], src: tuple) -> Optional[tuple]:

@@ -216,11 +216,15 @@ def test_submodule_replaced_by_another_class_recompiles():
     model[1] = nn.Tanh()
     np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
     assert _last_reason(f).endswith("the module's submodules changed (1: ReLU -> Tanh)")
+    _warm(f, x)
+    model[1].__class__ = nn.Sigmoid  # the same object, another class
+    np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
+    assert _last_reason(f).endswith("the module's submodules changed (1: Tanh -> Sigmoid)")
     model[2] = nn.Linear(8, 3)  # same class: the graph reads the new layer's parameters by name
     np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
     _warm(f, x)
     np.testing.assert_array_equal(f(x).numpy(), _np(model(x)))
-    assert f.stats["compiles"] == 2
+    assert f.stats["compiles"] == 3
 
 
 def test_the_same_tensor_passed_twice_is_a_different_program():
