@@ -1120,19 +1120,6 @@ def _layer_norm(ctx, node):
     return outs
 
 
-@converter("Dropout")
-def _dropout(ctx, node):
-    x = ctx.value(node.input[0])
-    if _opt(ctx, 2):
-        tm = ctx.const(node.input[2], "training_mode")
-        if bool(np.asarray(tm).ravel()[0]):
-            raise OnnxImportError(ctx.where("Dropout in training mode is not supported"))
-    outs = [x]
-    if len(node.output) > 1:
-        outs.append(_full(True, T.bool_, x.shape))
-    return outs
-
-
 @converter("Trilu")
 def _trilu(ctx, node):
     x = ctx.value(node.input[0])
@@ -1185,3 +1172,6 @@ def _cumsum(ctx, node):
         y = P.cast(P.round_(y), dtype=x.dtype)
     inv = tuple(sorted(range(r), key=lambda d: perm[d]))
     return [P.permute(y, dims=inv) if perm != tuple(range(r)) else y]
+
+
+from . import import_ops_nn  # noqa: E402,F401  losses, normalizations, dropout, layout (registers converters)

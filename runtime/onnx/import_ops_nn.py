@@ -1,0 +1,262 @@
+"""Converters for ONNX's loss, normalization, dropout and layout operators.
+
+Each is a composition of ember primitives (no new primitive), so an imported
+model differentiates through them: the losses pick ``log p[target]`` with
+``gather`` (whose gradient is ``scatter_add``), normalizations are reductions
+and broadcasts, SpaceToDepth/DepthToSpace are reshape + permute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.ir import ops as P
+from ember.ir import types as T
+from ember.ir.graph import Value
+
+from .import_ops import _axis, _full, _ins, _ints, _numel, _opt, _scalar_like, bcast
+from .importer import OnnxImportError, converter, onnx_dtype
+
+
+def _static_shape(ctx, x: Value, what: str) -> tuple:
+    if _numel(x.shape) is None:
+        raise OnnxImportError(ctx.where(f"{what} needs static shapes, got {list(x.shape)}"))
+    return tuple(x.shape)
+
+
+def _bcast_to(v: Value, shape: tuple) -> Value:
+    return v if tuple(v.shape) == tuple(shape) else P.broadcast_to(v, shape=tuple(shape))
+
+
+# ------------------------------------------------------------------ losses
+def _nll(ctx, logp: Value, target: Value, weight, reduction: str, ignore_index) -> Value:
+    """ONNX NegativeLogLikelihoodLoss of log-probabilities ``logp`` [N, C, d1...] at ``target`` [N, d1...]."""
+    if logp.type.ndim < 2:
+        raise OnnxImportError(ctx.where(f"input must be [N, C, ...], got shape {list(logp.shape)}"))
+    if target.dtype not in (T.int64, T.int32):
+        raise OnnxImportError(ctx.where(f"target must be int32/int64, got {target.dtype.name}"))
+    want = (logp.shape[0],) + tuple(logp.shape[2:])
+    if tuple(target.shape) != want:
+        raise OnnxImportError(ctx.where(f"target shape {list(target.shape)} must be {list(want)} for input "
+                                        f"{list(logp.shape)}"))
+    if reduction not in ("none", "sum", "mean"):
+        raise OnnxImportError(ctx.where(f"reduction {reduction!r} is not one of none/sum/mean"))
+    tshape = tuple(target.shape)
+    ignored = None
+    safe = target
+    if ignore_index is not None:
+        # ignored positions may hold any value (even out of [0, C)): gather class 0 there, weight it 0
+        ignored = P.eq(target, _full(int(ignore_index), target.dtype, tshape))
+        safe = P.where(ignored, _scalar_like(target, 0), target)
+    idx = P.reshape(safe, shape=(tshape[0], 1) + tshape[1:])
+    picked = P.reshape(P.gather(logp, idx, dim=1), shape=tshape)
+    loss = P.neg(picked)
+    w = None
+    if weight is not None:
+        if weight.dtype is not logp.dtype:
+            raise OnnxImportError(ctx.where(f"weight dtype {weight.dtype.name} differs from input "
+                                            f"{logp.dtype.name}"))
+        w = P.take(weight, safe, dim=0)
+    if ignored is not None:
+        zero = _full(0, logp.dtype, tshape)
+        w = P.where(ignored, zero, _full(1, logp.dtype, tshape) if w is None else w)
+    if w is not None:
+        loss = P.mul(loss, w)
+    if reduction == "none":
+        return loss
+    dims = tuple(range(len(tshape)))
+    total = P.sum_(loss, dims=dims, keepdim=False)
+    if reduction == "sum":
+        return total
+    if w is not None:
+        return P.div(total, P.sum_(w, dims=dims, keepdim=False))
+    n = _numel(tshape)
+    if n is None:
+        raise OnnxImportError(ctx.where("mean reduction over symbolic dimensions is not supported"))
+    return P.div(total, _full(n, logp.dtype, ()))
+
+
+def _loss_inputs(ctx, node):
+    x, target = ctx.value(node.input[0]), ctx.value(node.input[1])
+    weight = ctx.value(node.input[2]) if _opt(ctx, 2) else None
+    return x, target, weight, ctx.attr("reduction", "mean"), ctx.attr("ignore_index")
+
+
+@converter("NegativeLogLikelihoodLoss")
+def _nll_loss(ctx, node):
+    x, target, weight, reduction, ignore_index = _loss_inputs(ctx, node)
+    return [_nll(ctx, x, target, weight, reduction, ignore_index)]
+
+
+@converter("SoftmaxCrossEntropyLoss")
+def _softmax_cross_entropy(ctx, node):
+    from .import_ops import _log_softmax_last
+    x, target, weight, reduction, ignore_index = _loss_inputs(ctx, node)
+    if x.type.ndim < 2:
+        raise OnnxImportError(ctx.where(f"scores must be [N, C, ...], got shape {list(x.shape)}"))
+    logp = _log_softmax_last(x, 1)
+    return [_nll(ctx, logp, target, weight, reduction, ignore_index), logp]
+
+
+# ------------------------------------------------------------------ normalizations
+@converter("RMSNormalization")
+def _rms_norm(ctx, node):
+    x, scale = _ins(ctx)[:2]
+    axis = _axis(ctx.attr("axis", -1), x.type.ndim, ctx)
+    eps = float(ctx.attr("epsilon", 1e-5))
+    stash = onnx_dtype(int(ctx.attr("stash_type", 1)), ctx.where("stash_type"))
+    dims = tuple(range(axis, x.type.ndim))
+    n = _numel([x.shape[d] for d in dims])
+    if n is None:
+        raise OnnxImportError(ctx.where("RMSNormalization over symbolic dimensions is not supported"))
+    xs = P.cast(x, dtype=stash) if x.dtype is not stash else x
+    ms = P.div(P.sum_(P.mul(xs, xs), dims=dims, keepdim=True),
+               _full(n, stash, [1 if i in dims else d for i, d in enumerate(x.shape)]))
+    inv = P.rsqrt(P.add(ms, _scalar_like(ms, eps)))
+    y = P.mul(xs, _bcast_to(inv, tuple(x.shape)))
+    if y.dtype is not x.dtype:
+        y = P.cast(y, dtype=x.dtype)
+    return [P.mul(*bcast(ctx, y, scale))]
+
+
+@converter("LpNormalization")
+def _lp_norm(ctx, node):
+    (x,) = _ins(ctx)
+    axis = _axis(ctx.attr("axis", -1), x.type.ndim, ctx)
+    p = int(ctx.attr("p", 2))
+    if p == 1:
+        norm = P.sum_(P.abs_(x), dims=(axis,), keepdim=True)
+    elif p == 2:
+        norm = P.sqrt(P.sum_(P.mul(x, x), dims=(axis,), keepdim=True))
+    else:
+        raise OnnxImportError(ctx.where(f"p must be 1 or 2, got {p}"))
+    norm = _bcast_to(norm, tuple(x.shape))
+    zero = _scalar_like(x, 0)
+    is_zero = P.eq(norm, zero)
+    # a zero norm gives 0 (not 0/0): divide by 1 there
+    safe = P.where(is_zero, _scalar_like(x, 1), norm)
+    return [P.where(is_zero, zero, P.div(x, safe))]
+
+
+# ------------------------------------------------------------------ dropout
+@converter("Dropout")
+def _dropout(ctx, node):
+    x = ctx.value(node.input[0])
+    if ctx.opset < 12:
+        # opset 7-11: inference only (is_test in opset < 7 changes nothing at inference either)
+        training, ratio = False, float(ctx.attr("ratio", 0.5))
+    else:
+        ratio = float(np.asarray(ctx.const(node.input[1], "ratio")).ravel()[0]) if _opt(ctx, 1) else 0.5
+        training = bool(np.asarray(ctx.const(node.input[2], "training_mode")).ravel()[0]) if _opt(ctx, 2) \
+            else False
+    want_mask = len(node.output) > 1 and bool(node.output[1])
+    if not training or ratio == 0.0:
+        return [x] + ([_full(True, T.bool_, x.shape)] if want_mask else [])
+    if not 0.0 <= ratio < 1.0:
+        raise OnnxImportError(ctx.where(f"ratio must be in [0, 1), got {ratio}"))
+    if not x.dtype.is_floating_point:
+        raise OnnxImportError(ctx.where(f"training-mode Dropout needs a floating-point input, got {x.dtype.name}"))
+    # ember's generator draws the mask (the node's seed attribute is not honoured: ember has one generator)
+    u = P.uniform(shape=tuple(x.shape), low=0.0, high=1.0, dtype=T.float32)
+    keep = P.ge(u, _scalar_like(u, ratio))
+    y = P.where(keep, P.mul(x, _scalar_like(x, 1.0 / (1.0 - ratio))), _scalar_like(x, 0))
+    return [y] + ([keep] if want_mask else [])
+
+
+# ------------------------------------------------------------------ one-hot
+@converter("OneHot")
+def _one_hot(ctx, node):
+    idx = ctx.value(node.input[0])
+    depth_arr = np.asarray(ctx.const(node.input[1], "depth")).ravel()
+    if depth_arr.size != 1:
+        raise OnnxImportError(ctx.where(f"depth must hold one value, got {depth_arr.size}"))
+    depth = int(depth_arr[0])
+    if depth < 1:
+        raise OnnxImportError(ctx.where(f"depth must be positive, got {depth}"))
+    values = ctx.value(node.input[2])
+    if _numel(values.shape) != 2:
+        raise OnnxImportError(ctx.where(f"values must hold [off_value, on_value], got shape {list(values.shape)}"))
+    r = idx.type.ndim
+    axis = int(ctx.attr("axis", -1))
+    axis = axis + r + 1 if axis < 0 else axis
+    if not 0 <= axis <= r:
+        raise OnnxImportError(ctx.where(f"axis {ctx.attr('axis')} out of range for indices of rank {r}"))
+    out_shape = tuple(idx.shape[:axis]) + (depth,) + tuple(idx.shape[axis:])
+    # negative in-range indices wrap; out-of-range ones match no class (all off_value)
+    zero = _scalar_like(idx, 0)
+    wrapped = P.where(P.lt(idx, zero), P.add(idx, _scalar_like(idx, depth)), idx)
+    wrapped = P.reshape(wrapped, shape=tuple(idx.shape[:axis]) + (1,) + tuple(idx.shape[axis:]))
+    classes = np.arange(depth).astype(idx.dtype.np).reshape([depth if i == axis else 1 for i in range(r + 1)])
+    hit = P.eq(_bcast_to(wrapped, out_shape), _bcast_to(P.constant(value=classes), out_shape))
+    flat = P.reshape(values, shape=(2,))
+    off = P.reshape(P.slice_(flat, starts=(0,), stops=(1,), steps=(1,)), shape=(1,) * (r + 1))
+    on = P.reshape(P.slice_(flat, starts=(1,), stops=(2,), steps=(1,)), shape=(1,) * (r + 1))
+    return [P.where(hit, _bcast_to(on, out_shape), _bcast_to(off, out_shape))]
+
+
+# ------------------------------------------------------------------ layout
+def _blocks(ctx, x: Value):
+    if x.type.ndim != 4:
+        raise OnnxImportError(ctx.where(f"input must be 4-D NCHW, got shape {list(x.shape)}"))
+    b = int(ctx.attr("blocksize"))
+    if b < 1:
+        raise OnnxImportError(ctx.where(f"blocksize must be positive, got {b}"))
+    return (b,) + _static_shape(ctx, x, ctx.node.op_type)
+
+
+@converter("SpaceToDepth")
+def _space_to_depth(ctx, node):
+    (x,) = _ins(ctx)
+    b, n, c, h, w = _blocks(ctx, x)
+    if h % b or w % b:
+        raise OnnxImportError(ctx.where(f"spatial size {h}x{w} is not divisible by blocksize {b}"))
+    mode = ctx.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise OnnxImportError(ctx.where(f"mode {mode!r} is not DCR or CRD"))
+    y = P.reshape(x, shape=(n, c, h // b, b, w // b, b))
+    y = P.permute(y, dims=(0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4))
+    return [P.reshape(y, shape=(n, c * b * b, h // b, w // b))]
+
+
+@converter("DepthToSpace")
+def _depth_to_space(ctx, node):
+    (x,) = _ins(ctx)
+    b, n, c, h, w = _blocks(ctx, x)
+    if c % (b * b):
+        raise OnnxImportError(ctx.where(f"channels {c} are not divisible by blocksize^2 = {b * b}"))
+    mode = ctx.attr("mode", "DCR")
+    if mode == "DCR":
+        y = P.permute(P.reshape(x, shape=(n, b, b, c // (b * b), h, w)), dims=(0, 3, 4, 1, 5, 2))
+    elif mode == "CRD":
+        y = P.permute(P.reshape(x, shape=(n, c // (b * b), b, b, h, w)), dims=(0, 1, 4, 2, 5, 3))
+    else:
+        raise OnnxImportError(ctx.where(f"mode {mode!r} is not DCR or CRD"))
+    return [P.reshape(y, shape=(n, c // (b * b), h * b, w * b))]
+
+
+@converter("CenterCropPad")
+def _center_crop_pad(ctx, node):
+    x = ctx.value(node.input[0])
+    shape = _ints(ctx, node.input[1], "the target shape")
+    r = x.type.ndim
+    axes = ctx.attr("axes")
+    axes = list(range(r)) if axes is None else [_axis(a, r, ctx) for a in axes]
+    if len(axes) != len(shape) or len(set(axes)) != len(axes):
+        raise OnnxImportError(ctx.where(f"shape {shape} does not match axes {axes}"))
+    starts, stops, pads = [0] * r, list(x.shape), [(0, 0)] * r
+    for a, size in zip(axes, shape):
+        dim = x.shape[a]
+        if not isinstance(dim, int) or not isinstance(size, int) or size < 0:
+            raise OnnxImportError(ctx.where(f"cannot crop/pad dimension {dim} to {size}"))
+        if size < dim:  # crop: the extra element (odd difference) comes off the end
+            lo = (dim - size) // 2
+            starts[a], stops[a] = lo, lo + size
+        elif size > dim:  # pad: the extra element goes at the end
+            lo = (size - dim) // 2
+            pads[a] = (lo, size - dim - lo)
+    if starts != [0] * r or stops != list(x.shape):
+        x = P.slice_(x, starts=tuple(starts), stops=tuple(stops), steps=(1,) * r)
+    if any(p != (0, 0) for p in pads):
+        zero = False if x.dtype is T.bool_ else (0.0 if x.dtype.is_floating_point else 0)
+        x = P.pad(x, pads=tuple(pads), value=zero)
+    return [x]
