@@ -11,6 +11,9 @@ at a time through intermediate buffers. Matmul and convolution go to BLAS
 - for the remaining spatial blocks: vectorize the innermost loop (split by ``VECTOR``
   when wider: 4 AVX2 registers of float32 per step) when its extent is static and a
   multiple of 8; the other loops stay nested, so no index needs a div/mod;
+- reductions (``_schedule_reduction``): vectorized over their contiguous axis, by ``rfactor`` into 8
+  partial sums when that axis is reduced (BatchNorm statistics: 161 -> 21 us for 64x32x8x8), by moving
+  the reduction loops outside it when it is kept (a bias gradient: 66 -> 3 us for 64x512);
 - no ``parallel``: on this 2-core machine TVM's thread pool and OpenBLAS fight for
   the cores (measured 2.4 ms unscheduled vs 3.3 ms parallel for an MLP forward), and
   these kernels are tiny next to the BLAS calls. ``options["parallel"]=True`` turns it on.
@@ -92,6 +95,69 @@ def _vectorize_spatial(sch, blk, parallel: bool) -> None:
     sch.vectorize(inner)
 
 
+def _same_extent(a, b) -> bool:
+    if isinstance(a, tir.IntImm) and isinstance(b, tir.IntImm):
+        return a.value == b.value
+    return a.same_as(b) or str(a) == str(b)
+
+
+def _contiguous_loop(sch, blk):
+    """Index of the loop that walks the innermost (contiguous) axis of the block's largest input, or None.
+
+    Only for blocks whose loops are their iterators one to one (as TE makes them)."""
+    block = sch.get(blk)
+    loops = sch.get_loops(blk)
+    iters = list(block.iter_vars)
+    if len(loops) != len(iters) or any(not _same_extent(sch.get(lp).extent, iv.dom.extent)
+                                       for lp, iv in zip(loops, iters)):
+        return None
+    reads = [r for r in block.reads if len(r.region) > 0]
+    if not reads:
+        return None
+
+    def size(r):
+        n = 1
+        for d in (r.buffer if hasattr(r, "buffer") else r.source).shape:
+            n *= int(d) if isinstance(d, tir.IntImm) else 1 << 30
+        return n
+    last = max(reads, key=size).region[-1].min
+    for k, iv in enumerate(iters):
+        if last.same_as(iv.var):
+            return k
+    return None
+
+
+def _schedule_reduction(sch, blk) -> None:
+    """Vectorize a reduction over its contiguous axis (TVM leaves them scalar, one element at a time).
+
+    - the contiguous axis is reduced (a row sum, BatchNorm's statistics over N, H, W): ``rfactor`` 8 lanes
+      of it into partial sums, accumulated with vector adds, then summed;
+    - it is kept (a bias gradient, a column sum): the reduction loops move outside it, and each
+      reduction step is a vector add over the contiguous axis.
+    """
+    loops = sch.get_loops(blk)
+    kinds = _iter_kinds(sch, blk)
+    k = _contiguous_loop(sch, blk)
+    if k is None or len(sch.get(blk).writes) != 1 or not isinstance(sch.get(loops[k]).extent, tir.IntImm):
+        return
+    n = sch.get(loops[k]).extent.value
+    if kinds[k] == "R":
+        if k != len(loops) - 1 or n % 8 != 0:
+            return
+        _, lanes = sch.split(loops[k], [None, 8])
+        rf = sch.rfactor(lanes, factor_axis=kinds.count("S"))
+        sch.vectorize(sch.get_loops(rf)[-1])  # the partial sums' init stays a branch outside the lanes
+    elif kinds[k] == "S" and "R" in kinds[k + 1:]:
+        if n % 8 != 0:
+            return
+        reduce_loops = [lp for lp, c in zip(loops, kinds) if c == "R"]
+        sch.reorder(*reduce_loops, loops[k])
+        inner = loops[k]
+        if n > VECTOR and n % VECTOR == 0:
+            _, inner = sch.split(inner, [None, VECTOR])
+        sch.vectorize(inner)  # the init (first reduction step) stays a branch outside the lanes
+
+
 def schedule_primfunc(func: tir.PrimFunc, parallel: bool = False):
     """A scheduled copy of ``func``, or None when it is left as TVM made it."""
     sch = s_tir.Schedule(func)
@@ -105,8 +171,16 @@ def schedule_primfunc(func: tir.PrimFunc, parallel: bool = False):
         return None
     for blk in blocks:
         kinds = _iter_kinds(sch, blk)
-        if "R" in kinds or "O" in kinds:
-            continue  # reductions keep TVM's loop nest (inlined producers already save the temporaries)
+        if "O" in kinds:
+            continue
+        if "R" in kinds:  # on a copy: a reduction this cannot vectorize keeps TVM's loop nest untouched
+            trial = sch.copy()
+            try:
+                _schedule_reduction(trial, blk)
+                sch = trial
+            except Exception:  # noqa: BLE001
+                pass
+            continue
         try:
             _vectorize_spatial(sch, blk, parallel)
         except Exception:  # noqa: BLE001 - e.g. an opaque access pattern: leave this block scalar

@@ -286,3 +286,26 @@ def test_transpose_of_a_blas_matmul_is_one_blas_call(ta, tb):
     (got,) = TVMCompiledGraph(g, {"cache": False, "passes": False})([av, bv])
     want = ((av.T if ta else av) @ (bv.T if tb else bv)).T
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_reductions_are_vectorized_and_match_numpy():
+    """A row reduction (BatchNorm's statistics over N, H, W) is split into vector partial sums (rfactor) and
+    a column reduction (a bias gradient) accumulates whole vectors; both keep numpy's values."""
+    from ember.runtime.tvm.build import resolve_target, scheduled_module
+    from ember.runtime.tvm.lower import graph_to_relax
+    g = Graph("reductions")
+    x = g.add_input(T.TensorType(F32, (3, 4, 8, 8)), "x")
+    m = g.add_input(T.TensorType(F32, ("B", 40)), "m")
+    with GraphBuilder(g):
+        g.outputs = [P.sum_(P.mul(x, x), dims=(0, 2, 3), keepdim=False), P.sum_(m, dims=(0,), keepdim=False)]
+    scheduled = scheduled_module(graph_to_relax(g, {}), resolve_target())
+    tir_text = "\n".join(f.script() for f in scheduled.functions.values())
+    assert "_rf" in tir_text and tir_text.count("T.vectorized") >= 2
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((3, 4, 8, 8)).astype(np.float32)
+    compiled = TVMCompiledGraph(g, {"cache": False, "passes": False})
+    for batch in (5, 2):
+        mv = rng.standard_normal((batch, 40)).astype(np.float32)
+        got_x, got_m = compiled([xv, mv])
+        np.testing.assert_allclose(got_x, (xv.astype(np.float64) ** 2).sum(axis=(0, 2, 3)), rtol=1e-5)
+        np.testing.assert_allclose(got_m, mv.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-6)
