@@ -1082,7 +1082,8 @@ def _global_pool(ctx, node):
 def _batch_norm(ctx, node):
     x, scale, bias, mean, var = _ins(ctx)[:5]
     if int(ctx.attr("training_mode", 0)):
-        raise OnnxImportError(ctx.where("BatchNormalization in training mode is not supported"))
+        from .import_ops_math import batch_norm_training
+        return batch_norm_training(ctx, node, x, scale, bias, mean, var)
     eps = float(ctx.attr("epsilon", 1e-5))
     shape = (1, x.shape[1]) + (1,) * (x.type.ndim - 2)
 
@@ -1174,4 +1175,4 @@ def _cumsum(ctx, node):
     return [P.permute(y, dims=inv) if perm != tuple(range(r)) else y]
 
 
-from . import import_ops_nn  # noqa: E402,F401  losses, normalizations, dropout, layout (registers converters)
+from . import import_ops_math, import_ops_nn  # noqa: E402,F401  more converters (register on import)

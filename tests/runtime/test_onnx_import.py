@@ -21,6 +21,7 @@ PARTIAL = {
     "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "Pad": "reflect/edge/wrap modes",
     "ScatterElements": "min/max/mul reductions",
+    "ScatterND": "min/max/mul reductions",
     "Dropout": "training mode with ratio > 0: ONNX's expected values come from numpy's legacy RNG seeded by the "
                "node's seed; ember draws the mask from its own generator (mask semantics are checked in "
                "test_onnx_import_ops.py)",

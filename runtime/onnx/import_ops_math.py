@@ -1,0 +1,400 @@
+"""Converters for ONNX's math, activation, normalization and selection operators
+that compose from ember primitives (second batch).
+
+Inverse trigonometric functions have no primitive: ``atan`` is Cephes' rational
+approximation (double precision, evaluated in float64 and cast back), and
+asin/acos follow from it. TopK ranks elements by pairwise comparison (O(n^2) in
+the axis length), CumProd takes a product under a triangular mask (O(n^2) too):
+both are exact, and sized for the short axes such models carry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.ir import ops as P
+from ember.ir import types as T
+from ember.ir.graph import Value
+
+from .import_ops import _axis, _full, _ins, _numel, _scalar_like
+from .importer import OnnxImportError, converter, onnx_dtype
+
+
+def _bcast_to(v: Value, shape) -> Value:
+    return v if tuple(v.shape) == tuple(shape) else P.broadcast_to(v, shape=tuple(shape))
+
+
+def _c(x: Value, value) -> Value:
+    return _scalar_like(x, value)
+
+
+def _in_f64(fn):
+    """Evaluate ``fn`` in float64 and cast back (accuracy for float16/32 inputs)."""
+    def wrapped(x: Value) -> Value:
+        if x.dtype is T.float64:
+            return fn(x)
+        return P.cast(fn(P.cast(x, dtype=T.float64)), dtype=x.dtype)
+    return wrapped
+
+
+def _float_unary(ctx, x: Value) -> None:
+    if not x.dtype.is_floating_point:
+        raise OnnxImportError(ctx.where(f"needs a floating-point input, got {x.dtype.name}"))
+
+
+# ------------------------------------------------------------------ hyperbolic / inverse trig
+def _sinh(x):
+    return P.mul(P.sub(P.expm1(x), P.expm1(P.neg(x))), _c(x, 0.5))
+
+
+def _cosh(x):
+    return P.mul(P.add(P.exp(x), P.exp(P.neg(x))), _c(x, 0.5))
+
+
+def _asinh(x):
+    a = P.abs_(x)
+    return P.mul(P.sign(x), P.log(P.add(a, P.sqrt(P.add(P.mul(a, a), _c(x, 1))))))
+
+
+def _acosh(x):
+    return P.log(P.add(x, P.sqrt(P.mul(P.sub(x, _c(x, 1)), P.add(x, _c(x, 1))))))
+
+
+def _atanh(x):
+    return P.mul(P.sub(P.log1p(x), P.log1p(P.neg(x))), _c(x, 0.5))
+
+
+_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1,
+           -1.228866684490136173410e2, -6.485021904942025371773e1)
+_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
+           4.853903996359136964868e2, 1.945506571482613964425e2)
+_MOREBITS = 6.123233995736765886130e-17
+
+
+def _atan(x):
+    """Cephes atan: reduce |x| to [0, 0.66], then a rational approximation (float64 accurate)."""
+    a = P.abs_(x)
+    big = P.gt(a, _c(a, 2.41421356237309504880))            # tan(3 pi / 8)
+    mid = P.logical_and(P.logical_not(big), P.gt(a, _c(a, 0.66)))
+    one = _c(a, 1)
+    # the reduced argument; denominators made safe where their branch is not taken
+    r_big = P.neg(P.div(one, P.where(big, a, one)))
+    r_mid = P.div(P.sub(a, one), P.add(a, one))
+    r = P.where(big, r_big, P.where(mid, r_mid, a))
+    base = P.where(big, _c(a, np.pi / 2 + _MOREBITS), P.where(mid, _c(a, np.pi / 4 + 0.5 * _MOREBITS), _c(a, 0)))
+    z = P.mul(r, r)
+    num = _c(z, _ATAN_P[0])
+    for coef in _ATAN_P[1:]:
+        num = P.add(P.mul(num, z), _c(z, coef))
+    den = P.add(z, _c(z, _ATAN_Q[0]))
+    for coef in _ATAN_Q[1:]:
+        den = P.add(P.mul(den, z), _c(z, coef))
+    y = P.add(base, P.add(r, P.mul(r, P.div(P.mul(z, num), den))))
+    return P.mul(P.sign(x), y)
+
+
+def _asin(x):
+    one = _c(x, 1)
+    c = P.sqrt(P.mul(P.sub(one, x), P.add(one, x)))
+    # |x| = 1: x / 0 = +-inf, and atan(+-inf) = +-pi/2
+    return _atan(P.div(x, c))
+
+
+def _acos(x):
+    return P.sub(_c(x, np.pi / 2), _asin(x))
+
+
+for _name, _fn in {"Sinh": _sinh, "Cosh": _cosh, "Asinh": _asinh, "Acosh": _acosh, "Atanh": _atanh,
+                   "Atan": _atan, "Asin": _asin, "Acos": _acos}.items():
+    def _make(fn):
+        f64 = _in_f64(fn)
+
+        def conv(ctx, node):
+            (x,) = _ins(ctx)
+            _float_unary(ctx, x)
+            return [f64(x)]
+        return conv
+    converter(_name)(_make(_fn))
+
+
+# ------------------------------------------------------------------ activations
+def _swish(x: Value, alpha: float) -> Value:
+    # half-precision inputs: the gate is computed in float32 and rounded once, as ONNX's reference does
+    xf = P.cast(x, dtype=T.float32) if x.dtype in (T.float16, T.bfloat16) else x
+    gate = P.sigmoid(P.mul(xf, _c(xf, alpha)) if alpha != 1.0 else xf)
+    return P.mul(x, gate if gate.dtype is x.dtype else P.cast(gate, dtype=x.dtype))
+
+
+@converter("Swish")
+def _swish_conv(ctx, node):
+    (x,) = _ins(ctx)
+    return [_swish(x, float(ctx.attr("alpha", 1.0)))]
+
+
+@converter("SwiGLU")
+def _swiglu(ctx, node):
+    a, b = _ins(ctx)
+    if tuple(a.shape) != tuple(b.shape) or a.dtype is not b.dtype:
+        raise OnnxImportError(ctx.where(f"A and B must have one shape and dtype, got {a.type} and {b.type}"))
+    return [P.mul(_swish(a, float(ctx.attr("alpha", 1.0))), b)]
+
+
+@converter("Mish")
+def _mish(ctx, node):
+    (x,) = _ins(ctx)
+    softplus = P.add(P.relu(x), P.log1p(P.exp(P.neg(P.abs_(x)))))
+    return [P.mul(x, P.tanh(softplus))]
+
+
+@converter("Shrink")
+def _shrink(ctx, node):
+    (x,) = _ins(ctx)
+    lambd, bias = float(ctx.attr("lambd", 0.5)), float(ctx.attr("bias", 0.0))
+    xf = x if x.dtype.is_floating_point else P.cast(x, dtype=T.float64)
+    y = P.where(P.lt(xf, _c(xf, -lambd)), P.add(xf, _c(xf, bias)),
+                P.where(P.gt(xf, _c(xf, lambd)), P.sub(xf, _c(xf, bias)), _c(xf, 0)))
+    return [y if y.dtype is x.dtype else P.cast(y, dtype=x.dtype)]
+
+
+# ------------------------------------------------------------------ normalizations
+def _moments(x: Value, dims: tuple, n: int):
+    """Mean and population variance over ``dims`` (kept), both shaped for broadcasting."""
+    keep = tuple(1 if i in dims else d for i, d in enumerate(x.shape))
+    mean = P.div(P.sum_(x, dims=dims, keepdim=True), _full(n, x.dtype, keep))
+    d = P.sub(x, _bcast_to(mean, x.shape))
+    var = P.div(P.sum_(P.mul(d, d), dims=dims, keepdim=True), _full(n, x.dtype, keep))
+    return mean, var, d
+
+
+def _count(ctx, x: Value, dims) -> int:
+    n = _numel([x.shape[d] for d in dims])
+    if n is None:
+        raise OnnxImportError(ctx.where(f"normalizing over symbolic dimensions {list(x.shape)} is not supported"))
+    return n
+
+
+def _per_channel(v: Value, x: Value) -> Value:
+    shape = (1, v.shape[0]) + (1,) * (x.type.ndim - 2)
+    return _bcast_to(P.reshape(v, shape=shape), x.shape)
+
+
+@converter("InstanceNormalization")
+def _instance_norm(ctx, node):
+    x, scale, bias = _ins(ctx)
+    if x.type.ndim < 3:
+        raise OnnxImportError(ctx.where(f"input must be [N, C, D1, ...], got {list(x.shape)}"))
+    eps = float(ctx.attr("epsilon", 1e-5))
+    dims = tuple(range(2, x.type.ndim))
+    _, var, d = _moments(x, dims, _count(ctx, x, dims))
+    y = P.mul(d, _bcast_to(P.rsqrt(P.add(var, _c(var, eps))), x.shape))
+    return [P.add(P.mul(y, _per_channel(scale, x)), _per_channel(bias, x))]
+
+
+@converter("GroupNormalization")
+def _group_norm(ctx, node):
+    x, scale, bias = _ins(ctx)
+    if x.type.ndim < 3:
+        raise OnnxImportError(ctx.where(f"input must be [N, C, D1, ...], got {list(x.shape)}"))
+    groups = int(ctx.attr("num_groups"))
+    eps = float(ctx.attr("epsilon", 1e-5))
+    n, c = x.shape[0], x.shape[1]
+    if not isinstance(c, int) or groups < 1 or c % groups:
+        raise OnnxImportError(ctx.where(f"channels {c} are not divisible by num_groups {groups}"))
+    stash = onnx_dtype(int(ctx.attr("stash_type", 1)), ctx.where("stash_type")) if ctx.opset >= 21 else x.dtype
+    grouped = P.reshape(x, shape=(n, groups, c // groups) + tuple(x.shape[2:]))
+    if grouped.dtype is not stash:
+        grouped = P.cast(grouped, dtype=stash)
+    dims = tuple(range(2, grouped.type.ndim))
+    _, var, d = _moments(grouped, dims, _count(ctx, grouped, dims))
+    y = P.mul(d, _bcast_to(P.rsqrt(P.add(var, _c(var, eps))), grouped.shape))
+    if y.dtype is not x.dtype:
+        y = P.cast(y, dtype=x.dtype)
+    if ctx.opset < 21:
+        # opset 18: scale and bias hold one value per group
+        gshape = (1, groups) + (1,) * (grouped.type.ndim - 2)
+        y = P.add(P.mul(y, _bcast_to(P.reshape(scale, shape=gshape), y.shape)),
+                  _bcast_to(P.reshape(bias, shape=gshape), y.shape))
+        return [P.reshape(y, shape=tuple(x.shape))]
+    y = P.reshape(y, shape=tuple(x.shape))
+    return [P.add(P.mul(y, _per_channel(scale, x)), _per_channel(bias, x))]
+
+
+@converter("MeanVarianceNormalization")
+def _mvn(ctx, node):
+    (x,) = _ins(ctx)
+    axes = ctx.attr("axes")
+    axes = [0, 2, 3] if axes is None else [int(a) for a in axes]
+    dims = tuple(sorted({_axis(a, x.type.ndim, ctx) for a in axes}))
+    n = _count(ctx, x, dims)
+    keep = tuple(1 if i in dims else d for i, d in enumerate(x.shape))
+    mean = P.div(P.sum_(x, dims=dims, keepdim=True), _full(n, x.dtype, keep))
+    mean_sq = P.div(P.sum_(P.mul(x, x), dims=dims, keepdim=True), _full(n, x.dtype, keep))
+    # ONNX's function body: (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9)
+    std = P.sqrt(P.sub(mean_sq, P.mul(mean, mean)))
+    return [P.div(P.sub(x, _bcast_to(mean, x.shape)), _bcast_to(P.add(std, _c(std, 1e-9)), x.shape))]
+
+
+@converter("LRN")
+def _lrn(ctx, node):
+    (x,) = _ins(ctx)
+    if x.type.ndim < 3:
+        raise OnnxImportError(ctx.where(f"input must be [N, C, D1, ...], got {list(x.shape)}"))
+    size = int(ctx.attr("size"))
+    alpha, beta = float(ctx.attr("alpha", 1e-4)), float(ctx.attr("beta", 0.75))
+    bias = float(ctx.attr("bias", 1.0))
+    c = x.shape[1]
+    if size < 1 or not isinstance(c, int):
+        raise OnnxImportError(ctx.where(f"bad size {size} for {c} channels"))
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    sq = P.mul(x, x)
+    padded = P.pad(sq, pads=((0, 0), (lo, hi)) + ((0, 0),) * (x.type.ndim - 2), value=0.0)
+    r = x.type.ndim
+    acc = None
+    for k in range(size):  # the channel window, one shifted slice per offset
+        part = P.slice_(padded, starts=(0, k) + (0,) * (r - 2), stops=tuple(x.shape[:1]) + (k + c,) +
+                        tuple(x.shape[2:]), steps=(1,) * r)
+        acc = part if acc is None else P.add(acc, part)
+    denom = P.pow_(P.add(P.mul(acc, _c(acc, alpha / size)), _c(acc, bias)), _c(acc, beta))
+    return [P.div(x, denom)]
+
+
+# ------------------------------------------------------------------ scans
+@converter("CumProd")
+def _cumprod(ctx, node):
+    x = ctx.value(node.input[0])
+    axis = _axis(int(np.asarray(ctx.const(node.input[1], "axis")).ravel()[0]), x.type.ndim, ctx)
+    n = x.shape[axis]
+    if not isinstance(n, int):
+        raise OnnxImportError(ctx.where("CumProd along a symbolic dimension is not supported"))
+    exclusive, reverse = int(ctx.attr("exclusive", 0)), int(ctx.attr("reverse", 0))
+    # y[i] = prod_j x[j] over the j the mask keeps for i (j <= i, or j >= i reversed; j != i exclusive)
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    mask = (j >= i) if reverse else (j <= i)
+    if exclusive:
+        mask = mask & (i != j)
+    r = x.type.ndim
+    perm = tuple(d for d in range(r) if d != axis) + (axis,)
+    xt = P.permute(x, dims=perm) if perm != tuple(range(r)) else x
+    lead = tuple(xt.shape[:-1])
+    full = lead + (n, n)
+    rows = _bcast_to(P.reshape(xt, shape=lead + (1, n)), full)
+    m = _bcast_to(P.constant(value=mask), full)
+    y = P.prod(P.where(m, rows, _full(1, x.dtype, full)), dims=(r,), keepdim=False)
+    inv = tuple(sorted(range(r), key=lambda d: perm[d]))
+    return [P.permute(y, dims=inv) if perm != tuple(range(r)) else y]
+
+
+# ------------------------------------------------------------------ selection
+@converter("TopK")
+def _topk(ctx, node):
+    x = ctx.value(node.input[0])
+    if ctx.opset < 10:
+        k = int(ctx.attr("k"))
+    else:
+        k = int(np.asarray(ctx.const(node.input[1], "K")).ravel()[0])
+    axis = _axis(ctx.attr("axis", -1), x.type.ndim, ctx)
+    largest = bool(int(ctx.attr("largest", 1)))
+    n = x.shape[axis]
+    if not isinstance(n, int):
+        raise OnnxImportError(ctx.where("TopK along a symbolic dimension is not supported"))
+    if not 0 <= k <= n:
+        raise OnnxImportError(ctx.where(f"K = {k} is out of range for an axis of size {n}"))
+    r = x.type.ndim
+    perm = tuple(d for d in range(r) if d != axis) + (axis,)
+    xt = P.permute(x, dims=perm) if perm != tuple(range(r)) else x
+    lead = tuple(xt.shape[:-1])
+    pair = lead + (n, n)
+    xi = _bcast_to(P.reshape(xt, shape=lead + (n, 1)), pair)   # [.., i, j] = x_i
+    xj = _bcast_to(P.reshape(xt, shape=lead + (1, n)), pair)   # [.., i, j] = x_j
+    # rank of x_i: how many x_j come before it (strictly better, or equal with a smaller index)
+    better = P.gt(xj, xi) if largest else P.lt(xj, xi)
+    earlier = _bcast_to(P.constant(value=np.arange(n)[None, :] < np.arange(n)[:, None]), pair)
+    before = P.logical_or(better, P.logical_and(P.eq(xj, xi), earlier))
+    rank = P.sum_(P.cast(before, dtype=T.int64), dims=(r,), keepdim=False)     # lead + (n,)
+    slots = lead + (k, n)
+    want = _bcast_to(P.constant(value=np.arange(k, dtype=np.int64).reshape(k, 1)), slots)
+    hit = P.eq(_bcast_to(P.reshape(rank, shape=lead + (1, n)), slots), want)
+    idx = P.argmax(P.cast(hit, dtype=T.int32), dim=r, keepdim=False)      # lead + (k,)
+    vals = P.gather(xt, idx, dim=r - 1)
+    inv = tuple(sorted(range(r), key=lambda d: perm[d]))
+    if perm != tuple(range(r)):
+        vals, idx = P.permute(vals, dims=inv), P.permute(idx, dims=inv)
+    return [vals, idx]
+
+
+def _linear_index(ctx, idx: Value, data_shape: tuple, batch: int) -> tuple[Value, tuple]:
+    """Flat positions of ``idx[..., :]`` into ``data`` flattened over its batch and indexed dims."""
+    k = idx.shape[-1]
+    if not isinstance(k, int) or k > len(data_shape) - batch:
+        raise OnnxImportError(ctx.where(f"indices' last dimension {k} exceeds data rank {len(data_shape)}"))
+    indexed = data_shape[batch:batch + k]
+    if _numel(data_shape) is None or _numel(idx.shape) is None:
+        raise OnnxImportError(ctx.where("GatherND/ScatterND need static shapes"))
+    if idx.dtype is not T.int64:
+        idx = P.cast(idx, dtype=T.int64)
+    sizes = np.asarray(indexed, dtype=np.int64)
+    sizes_v = _bcast_to(P.constant(value=sizes), idx.shape)
+    idx = P.where(P.lt(idx, _c(idx, 0)), P.add(idx, sizes_v), idx)      # negative indices wrap
+    strides = np.ones(k, dtype=np.int64)
+    for d in range(k - 2, -1, -1):
+        strides[d] = strides[d + 1] * indexed[d + 1]
+    lin = P.sum_(P.mul(idx, _bcast_to(P.constant(value=strides), idx.shape)), dims=(idx.type.ndim - 1,),
+                 keepdim=False)
+    if batch:
+        bshape = tuple(data_shape[:batch])
+        block = int(np.prod(indexed, dtype=np.int64))
+        offs = (np.arange(int(np.prod(bshape)), dtype=np.int64) * block).reshape(
+            bshape + (1,) * (lin.type.ndim - batch))
+        lin = P.add(lin, _bcast_to(P.constant(value=offs), lin.shape))
+    flat_shape = (int(np.prod(data_shape[:batch + k], dtype=np.int64)),) + tuple(data_shape[batch + k:])
+    return lin, flat_shape
+
+
+@converter("GatherND")
+def _gather_nd(ctx, node):
+    data, idx = _ins(ctx)
+    batch = int(ctx.attr("batch_dims", 0))
+    lin, flat_shape = _linear_index(ctx, idx, tuple(data.shape), batch)
+    return [P.take(P.reshape(data, shape=flat_shape), lin, dim=0)]
+
+
+@converter("ScatterND")
+def _scatter_nd(ctx, node):
+    data, idx, updates = _ins(ctx)
+    red = ctx.attr("reduction", "none")
+    if red not in ("none", "add"):
+        raise OnnxImportError(ctx.where(f"reduction {red!r} is not supported (none/add)"))
+    lin, flat_shape = _linear_index(ctx, idx, tuple(data.shape), 0)
+    flat = P.reshape(data, shape=flat_shape)
+    upd = P.reshape(updates, shape=tuple(lin.shape) + flat_shape[1:])
+    if red == "add":
+        return [P.reshape(P.index_add(flat, lin, upd, dim=0), shape=tuple(data.shape))]
+    # replace: positions hit by an index take the update (ONNX requires unique indices)
+    work = T.float64 if data.dtype is T.bool_ else data.dtype
+    placed = P.index_add(_full(0, work, flat_shape), lin,
+                         upd if work is data.dtype else P.cast(upd, dtype=work), dim=0)
+    hits = P.index_add(_full(0, T.float32, flat_shape[:1]), lin, _full(1, T.float32, tuple(lin.shape)), dim=0)
+    hit = _bcast_to(P.reshape(P.gt(hits, _full(0, T.float32, flat_shape[:1])),
+                              shape=flat_shape[:1] + (1,) * (len(flat_shape) - 1)), flat_shape)
+    if work is not data.dtype:
+        placed = P.cast(placed, dtype=data.dtype)
+    return [P.reshape(P.where(hit, placed, flat), shape=tuple(data.shape))]
+
+
+# ------------------------------------------------------------------ batch norm (training mode)
+def batch_norm_training(ctx, node, x, scale, bias, mean, var):
+    """Normalize with the batch's statistics; running stats updated with ``momentum``."""
+    eps = float(ctx.attr("epsilon", 1e-5))
+    momentum = float(ctx.attr("momentum", 0.9))
+    dims = (0,) + tuple(range(2, x.type.ndim))
+    bmean, bvar, d = _moments(x, dims, _count(ctx, x, dims))
+    y = P.mul(d, _bcast_to(P.rsqrt(P.add(bvar, _c(bvar, eps))), x.shape))
+    y = P.add(P.mul(y, _per_channel(scale, x)), _per_channel(bias, x))
+    c = x.shape[1]
+    bmean, bvar = P.reshape(bmean, shape=(c,)), P.reshape(bvar, shape=(c,))
+    if mean.dtype is not x.dtype:
+        bmean, bvar = P.cast(bmean, dtype=mean.dtype), P.cast(bvar, dtype=mean.dtype)
+    run_mean = P.add(P.mul(mean, _c(mean, momentum)), P.mul(bmean, _c(bmean, 1 - momentum)))
+    run_var = P.add(P.mul(var, _c(var, momentum)), P.mul(bvar, _c(bvar, 1 - momentum)))
+    return [y, run_mean, run_var]
+
