@@ -95,9 +95,13 @@ def _atan(x):
 
 def _asin(x):
     one = _c(x, 1)
-    c = P.sqrt(P.mul(P.sub(one, x), P.add(one, x)))
-    # |x| = 1: x / 0 = +-inf, and atan(+-inf) = +-pi/2
-    return _atan(P.div(x, c))
+    a = P.abs_(x)
+    c = P.sqrt(P.mul(P.sub(one, x), P.add(one, x)))   # cos(asin x), accurate near |x| = 1
+    # asin x = atan(x / c) near 0, sign(x) (pi/2 - atan(c / |x|)) near +-1: no division by zero
+    small = P.le(a, _c(a, 0.7))
+    near0 = _atan(P.div(x, P.where(small, c, one)))
+    near1 = P.mul(P.sign(x), P.sub(_c(x, np.pi / 2), _atan(P.div(c, P.where(small, one, a)))))
+    return P.where(small, near0, near1)
 
 
 def _acos(x):

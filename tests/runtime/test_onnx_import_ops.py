@@ -1,0 +1,136 @@
+"""ONNX import converters on cases ONNX's own node tests leave out: gradients through an
+imported loss, dropout's random masks, inverse trig far from the node tests' range, TopK ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ember
+from ember.runtime.onnx.conformance import _array, load_cases
+from ember.runtime.onnx.importer import evaluate, import_model
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=18):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+
+
+def _vi(name, dims, t=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, t, dims)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_imported_softmax_cross_entropy_matches_torch_and_differentiates(reduction):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    n, c, d = 4, 5, 3
+    scores = rng.standard_normal((n, c, d)).astype(np.float32)
+    labels = rng.integers(0, c, size=(n, d)).astype(np.int64)
+    labels[0, 1] = labels[2, 2] = -1  # ignored positions
+    weight = rng.uniform(0.5, 2.0, size=c).astype(np.float32)
+    node = helper.make_node("SoftmaxCrossEntropyLoss", ["x", "y", "w"], ["loss", "log_prob"],
+                            reduction=reduction, ignore_index=-1)
+    loss_shape = [] if reduction != "none" else [n, d]
+    m = _model([node], [_vi("x", [n, c, d]), _vi("y", [n, d], TensorProto.INT64)],
+               [_vi("loss", loss_shape), _vi("log_prob", [n, c, d])],
+               [numpy_helper.from_array(weight, "w")], opset=13)
+    module = ember.onnx.load(m)
+    x = ember.tensor(scores, requires_grad=True)
+    loss, log_prob = module(x, ember.tensor(labels))
+    (loss.sum() if reduction == "none" else loss).backward()
+
+    tx = torch.tensor(scores, requires_grad=True)
+    tloss = torch.nn.functional.cross_entropy(tx, torch.tensor(labels), weight=torch.tensor(weight),
+                                              ignore_index=-1, reduction=reduction)
+    (tloss.sum() if reduction == "none" else tloss).backward()
+    np.testing.assert_allclose(loss.detach().numpy(), tloss.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_prob.detach().numpy(), torch.log_softmax(tx, 1).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_imported_nll_loss_gradient_matches_torch_4d():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    shape = (2, 3, 4, 2)
+    logp = rng.standard_normal(shape).astype(np.float64)
+    target = rng.integers(0, 3, size=(2, 4, 2)).astype(np.int64)
+    m = _model([helper.make_node("NegativeLogLikelihoodLoss", ["x", "t"], ["loss"], ignore_index=2)],
+               [_vi("x", list(shape), TensorProto.DOUBLE), _vi("t", [2, 4, 2], TensorProto.INT64)],
+               [_vi("loss", [], TensorProto.DOUBLE)], opset=13)
+    x = ember.tensor(logp, requires_grad=True)
+    loss = ember.onnx.load(m)(x, ember.tensor(target))
+    loss.backward()
+    tx = torch.tensor(logp, requires_grad=True)
+    tloss = torch.nn.functional.nll_loss(tx, torch.tensor(target), ignore_index=2)
+    tloss.backward()
+    np.testing.assert_allclose(loss.detach().numpy(), tloss.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def _run(model, *arrays, static=None):
+    graph, params = import_model(model, static_inputs=static)
+    feed = list(arrays)
+    return evaluate(graph, feed + [params[v.name] for v in graph.inputs[len(feed):]])
+
+
+def test_training_dropout_mask_semantics():
+    ratio = 0.3
+    x = np.random.default_rng(2).standard_normal((100, 200)).astype(np.float32)
+    m = _model([helper.make_node("Dropout", ["x", "r", "t"], ["y", "mask"])], [_vi("x", [100, 200])],
+               [_vi("y", [100, 200]), _vi("mask", [100, 200], TensorProto.BOOL)],
+               [numpy_helper.from_array(np.array(ratio, np.float32), "r"),
+                numpy_helper.from_array(np.array(True), "t")], opset=13)
+    y, mask = _run(m, x)
+    assert mask.dtype == np.bool_ and y.dtype == np.float32
+    np.testing.assert_allclose(y, np.where(mask, x / (1 - ratio), 0), rtol=1e-6)
+    kept, n = mask.mean(), mask.size
+    assert abs(kept - (1 - ratio)) < 5 * np.sqrt(ratio * (1 - ratio) / n)
+    y2, mask2 = _run(m, x)
+    assert not np.array_equal(mask, mask2)  # a fresh draw each run
+
+
+def test_onnx_training_dropout_node_tests_shapes_and_masks():
+    """ONNX's expected values come from numpy's legacy RNG: check everything but the draw."""
+    cases = [c for c in load_cases(["Dropout"]) if c.name.startswith("test_training_dropout")]
+    assert len(cases) == 6
+    for case in cases:
+        (inputs, outputs), = case.data_sets
+        x, r, t = (_array(a) for a in inputs)
+        got = _run(case.model, x, static={"r": r, "t": t})
+        assert [g.shape for g in got] == [np.shape(_array(o)) for o in outputs], case.name
+        assert [g.dtype for g in got] == [_array(o).dtype for o in outputs], case.name
+        y = got[0]
+        mask = got[1] if len(got) > 1 else y != 0
+        ratio = float(r)
+        np.testing.assert_allclose(y, np.where(mask, x / (1 - ratio), 0), rtol=1e-6, err_msg=case.name)
+
+
+@pytest.mark.parametrize("op,ref,lo,hi", [("Atan", np.arctan, -1e8, 1e8), ("Asin", np.arcsin, -1, 1),
+                                          ("Acos", np.arccos, -1, 1), ("Asinh", np.arcsinh, -1e6, 1e6),
+                                          ("Acosh", np.arccosh, 1, 1e6), ("Atanh", np.arctanh, -0.999, 0.999),
+                                          ("Sinh", np.sinh, -20, 20), ("Cosh", np.cosh, -20, 20)])
+def test_inverse_and_hyperbolic_trig_match_numpy_over_wide_ranges(op, ref, lo, hi):
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(lo, hi, 500), np.sign(rng.uniform(-1, 1, 200)) * np.logspace(-8, 0, 200),
+                        [lo, hi, 0.0 if lo < 0 < hi else lo]])
+    x = np.clip(x, lo, hi)
+    m = _model([helper.make_node(op, ["x"], ["y"])], [_vi("x", [x.size], TensorProto.DOUBLE)],
+               [_vi("y", [x.size], TensorProto.DOUBLE)])
+    (y,) = _run(m, x)
+    np.testing.assert_allclose(y, ref(x), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("largest", [1, 0])
+def test_topk_breaks_ties_by_lower_index(largest):
+    x = np.random.default_rng(4).integers(0, 4, size=(3, 9)).astype(np.float32)
+    k = 5
+    m = _model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=largest)],
+               [_vi("x", [3, 9])], [_vi("v", [3, k]), _vi("i", [3, k], TensorProto.INT64)],
+               [numpy_helper.from_array(np.array([k], np.int64), "k")], opset=11)
+    v, i = _run(m, x)
+    order = np.argsort(-x if largest else x, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(i, order)
+    np.testing.assert_array_equal(v, np.take_along_axis(x, order, axis=1))
