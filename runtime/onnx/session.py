@@ -234,7 +234,11 @@ class OrtCompiledGraph:
             model = graph_to_onnx(self.graph, opset=self.options.get("opset"), export_params=False,
                                   fuse_mode=self.options.get("fuse_mode", "inline"), bf16_io_as_f32=True,
                                   transposed_inputs=frozenset(names), transposed_outputs=frozenset(t_out))
-            sess = make_session(model.SerializeToString(), self.providers, threads=self.options.get("threads"),
+            run_model = model
+            if _provider_name(self.providers[0]) == "CPUExecutionProvider" and self.options.get("nchwc", True):
+                from .nchwc import rewrite_convs  # the session's copy only: `model` stays standard ONNX
+                run_model = rewrite_convs(model)
+            sess = make_session(run_model.SerializeToString(), self.providers, threads=self.options.get("threads"),
                                 optimization=self.options.get("optimization", "all"), spin=self.options.get("spin"),
                                 execution_mode=self.options.get("execution_mode", "sequential"))
             v = self._variants[key] = (model, sess, sess.io_binding(), [i.name for i in model.graph.input])
@@ -355,6 +359,7 @@ class OrtCompiledGraph:
 
 def compile_onnxruntime(graph: Graph, options: dict) -> OrtCompiledGraph:
     """The ``"onnxruntime"`` backend: options ``device``, ``providers``, ``opset``, ``fuse_mode``, ``threads``,
-    ``spin``, ``execution_mode`` (see ``make_session``), ``inplace_outputs`` (default True: written-back values go
+    ``spin``, ``execution_mode`` (see ``make_session``), ``nchwc`` (default True: CPU convolutions in ONNX Runtime's
+    blocked layout, see ``nchwc.py``), ``inplace_outputs`` (default True: written-back values go
     straight into their buffers where safe)."""
     return OrtCompiledGraph(graph, options)
