@@ -402,10 +402,28 @@ class Capture:
                 t = self._resolve(src, leaves, named)
             except (RuntimeError, IndexError) as err:
                 return str(err)
+            if isinstance(expected, weakref.ref):  # an identity guard (see identity_guards)
+                if t is not expected():
+                    return (f"{src[0]} {name} is not the tensor the graph was traced with (a training step "
+                            "updates the very parameters its optimizer holds)")
+                continue
             now = _guard_state(t, src)
             if now != expected:
                 return _explain_guard(name, src, expected, now)
         return None
+
+    def identity_guards(self, tensors: set) -> list:
+        """Guards that the parameters and buffers the graph reads by name are still the very objects
+        it was traced with, for those in ``tensors`` (ids): a compiled training step applies its
+        optimizer's update to them, which must not land on a replacement under the same name."""
+        named = self._module_tensors()
+        out = []
+        for v, src in zip(self.graph.inputs, self.sources):
+            if src[0] in ("param", "buffer"):
+                t = named.get(src[1])
+                if t is not None and id(t) in tensors and _weakrefable(t):
+                    out.append((src, v.name, weakref.ref(t)))
+        return out
 
     @property
     def _input_index(self) -> dict[str, int]:

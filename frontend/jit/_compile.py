@@ -359,6 +359,8 @@ class CompiledFunction:
             entry = _Entry(cap, self._backend_compile(cap.graph), sig, False)
             self._static.setdefault(static_key, []).append(entry)
         entry.guards = entry.capture.guards()
+        if self._train_step is not None:
+            entry.guards += entry.capture.identity_guards(self._train_step.updated_tensors())
         from .partitioned import attach_backward  # outputs differentiated outside: compiled backward
         attach_backward(self, entry, leaves)
         self.stats["compiles"] += 1

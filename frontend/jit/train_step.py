@@ -236,6 +236,10 @@ class TrainStep:
         for sc in self.scalers:
             sc.after_call()
 
+    def updated_tensors(self) -> set:
+        """ids of the tensors the optimizers update (their graphs are specialized to these objects)."""
+        return {id(p) for opt in self.optimizers for group in opt.param_groups for p in group["params"]}
+
     # ------------------------------------------------------------ capture
     def _param_names(self) -> dict[int, str]:
         names: dict[int, str] = {}

@@ -394,3 +394,21 @@ def test_gradients_cleared_outside_the_step_are_noticed():
     _assert_same(model, ref, opt, opt_ref)
     for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
         np.testing.assert_allclose(_np(p.grad), _np(q.grad), rtol=1e-5, atol=1e-6, err_msg=n)
+
+
+def test_parameter_replaced_mid_training_is_not_updated_by_the_old_optimizer_graph():
+    model, ref = _twins()
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt_ref = ember.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    f = ember.compile(_step_fn(model, opt))
+    eager = _step_fn(ref, opt_ref)
+    for i, (x, y) in enumerate(_batches(10)):
+        if i == 5:  # the optimizers keep updating the old tensor; the models use a new one
+            w = ember.randn(8, 16)
+            model[2].weight = nn.Parameter(w.clone())
+            ref[2].weight = nn.Parameter(w.clone())
+        np.testing.assert_allclose(float(f(x, y)), float(eager(x, y)), rtol=1e-5, atol=1e-6)
+    for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
+        np.testing.assert_allclose(_np(p), _np(q), rtol=1e-5, atol=1e-6, err_msg=n)
+        np.testing.assert_allclose(_np(p.grad), _np(q.grad), rtol=1e-5, atol=1e-6, err_msg=n)
+    _assert_same(model, ref, opt, opt_ref)
