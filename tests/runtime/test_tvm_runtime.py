@@ -309,3 +309,23 @@ def test_reductions_are_vectorized_and_match_numpy():
         got_x, got_m = compiled([xv, mv])
         np.testing.assert_allclose(got_x, (xv.astype(np.float64) ** 2).sum(axis=(0, 2, 3)), rtol=1e-5)
         np.testing.assert_allclose(got_m, mv.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,pads,ceil", [((2, 3, 7, 9), ((1, 1), (0, 0)), False),
+                                             ((1, 2, 9, 7), ((1, 0), (0, 1)), True)])
+def test_tiled_max_pool_backward_matches_the_numpy_kernel(shape, pads, ceil):
+    """Non-overlapping windows (stride == kernel) route each pixel's gradient by its position: padded,
+    ceil-mode and uncovered trailing pixels agree with ember's numpy kernel."""
+    from ember.runtime.kernels import KERNELS
+    attrs = dict(kernel_size=(2, 2), stride=(2, 2), padding=pads, dilation=(1, 1), ceil_mode=ceil)
+    rng = np.random.default_rng(1)
+    xv = np.round(rng.uniform(0, 3, shape)).astype(np.float32)  # whole numbers: ties go to the first maximum
+    g = Graph("mpb")
+    x = g.add_input(T.TensorType(F32, shape), "x")
+    with GraphBuilder(g):
+        y = P.nn.max_pool2d(x, **attrs)
+        gy = g.add_input(T.TensorType(F32, y.type.shape), "gy")
+        g.outputs = [P.nn.max_pool2d_backward(gy, x, **attrs)]
+    gv = rng.standard_normal([int(d) for d in y.type.shape]).astype(np.float32)
+    (got,) = TVMCompiledGraph(g, {"cache": False, "passes": False})([xv, gv])
+    np.testing.assert_allclose(got, KERNELS["max_pool2d_backward"](gv, xv, **attrs), rtol=1e-6, atol=1e-6)

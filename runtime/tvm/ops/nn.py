@@ -233,6 +233,18 @@ def _max_pool2d_backward(ctx, args, attrs, node):
             return first_max((tap, val), axis=[r, q])
         arg, _ = te.compute((xt.shape[0], xt.shape[1], ho, wo), arg_body, name="first_max")
 
+        if tuple(s) == tuple(k) and tuple(d) == (1, 1):
+            # windows that tile the input (the common 2x2 / stride 2): each pixel lies in exactly one window
+            # (or none, past the last), at a tap given by its position; a select instead of a sum over taps
+            def tiled_body(b, c, i, j):
+                ni, nj = i + pads[0][0], j + pads[1][0]
+                oh, ow = tir.floordiv(ni, s[0]), tir.floordiv(nj, s[1])
+                tap = (tir.floormod(ni, s[0]) * k[1] + tir.floormod(nj, s[1])).astype("int32")
+                ohc, owc = tir.min(oh, ho - 1), tir.min(ow, wo - 1)  # in range for the read; masked below
+                hit = tir.all(oh < ho, ow < wo, arg[b, c, ohc, owc] == tap)
+                return tir.if_then_else(hit, gt[b, c, ohc, owc], tir.const(0, dt))
+            return te.compute(xt.shape, tiled_body, name="max_pool2d_backward")
+
         rr = te.reduce_axis((0, k[0]), "rr")
         qq = te.reduce_axis((0, k[1]), "qq")
 
