@@ -19,13 +19,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import import_ops  # noqa: F401  registers the converters
-from .importer import CONVERTERS, NeedsStaticInput, OnnxImportError, evaluate, import_model
+from .importer import NeedsStaticInput, OnnxImportError, evaluate, import_model, is_supported
 
 PASS, FAIL, UNSUPPORTED = "pass", "fail", "unsupported"
 # case modules whose file name is not the lower-cased operator name
 _MODULE_OF = {"BatchNormalization": "batchnorm", "Identity": "identity", "Constant": "constant",
               "ReduceLogSumExp": "reduce_log_sum_exp", "ReduceLogSum": "reduce_log_sum", "Mod": "mod",
               "IsInf": "isinf", "IsNaN": "isnan"}
+
+
+# operators whose import covers only part of ONNX's node tests, and why (the coverage notes)
+PARTIAL = {
+    "MaxPool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule); the Indices output",
+    "AveragePool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule); dilations",
+    "ConvTranspose": "1-D/3-D transposed convolution, output_shape",
+    "Cast": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
+    "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
+    "Pad": "reflect/edge/wrap modes",
+    "ScatterElements": "min/max/mul reductions",
+    "ScatterND": "min/max/mul reductions",
+    "Dropout": "training mode with ratio > 0: ONNX's expected values come from numpy's legacy RNG seeded by the "
+               "node's seed attribute; ember draws the mask from its own generator (seed not honoured), so those "
+               "4 cases are checked for shapes, dtypes and y = mask * x / (1 - ratio) only "
+               "(tests/runtime/test_onnx_import_ops.py)",
+}
+# operators with no converter that import as ONNX's own function body (a composition of operators
+# that have converters) and pass all their node tests
+CLAIMED_BY_FUNCTION = ["Attention", "RotaryEmbedding"]
 
 
 @dataclass
@@ -91,12 +111,15 @@ def load_cases(op_types=None) -> list:
 def run_case(case) -> CaseResult:
     op = op_of(case)
     name = case.name
-    unknown = sorted({n.op_type for n in case.model.graph.node if n.op_type not in CONVERTERS})
+    opset = max((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    unknown = sorted({n.op_type for n in case.model.graph.node if not is_supported(n.op_type, opset)})
     if unknown:
         return CaseResult(name, op, UNSUPPORTED, f"operators {unknown}")
     in_names = [i.name for i in case.model.graph.input]
     try:
         for inputs, outputs in case.data_sets:
+            if any(isinstance(x, (list, tuple, dict)) or x is None for x in list(inputs) + list(outputs)):
+                return CaseResult(name, op, UNSUPPORTED, "sequence/map/optional values")
             inputs, outputs = [_array(x) for x in inputs], [_array(x) for x in outputs]
             feed = dict(zip(in_names, inputs))
             static: dict = {}
@@ -152,6 +175,18 @@ def coverage_table(results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
+def coverage_notes() -> str:
+    lines = ["## Notes", "",
+             "Operators without a converter whose ONNX schema defines a function body import as that body "
+             "(ONNX's own composition, each operator converted as usual); fully passing this way: "
+             + ", ".join(CLAIMED_BY_FUNCTION) + ". Dtypes ember lacks (uint16/32/64, float8, int4, strings) and "
+             "sequence/optional/control-flow operators count as unsupported.", "",
+             "Operators claimed only in part (tests/runtime/test_onnx_import.py asserts every other supported "
+             "operator passes all its node tests):", ""]
+    lines += [f"- **{op}**: {why}" for op, why in sorted(PARTIAL.items())]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     import argparse
     p = argparse.ArgumentParser(description="ONNX node-test coverage of ember's importer")
@@ -168,5 +203,5 @@ def main(argv=None) -> int:
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
         with open(a.out, "w") as f:
-            f.write(table + "\n")
+            f.write(table + "\n\n" + coverage_notes() + "\n")
     return 0

@@ -242,6 +242,11 @@ def _cast(ctx, node):
 
 @converter("CastLike")
 def _cast_like(ctx, node):
+    name = node.input[0]
+    if name in ctx.known and ctx.known[name].dtype != object and not ctx._folding:
+        # only the dtype of ``like`` matters: a known input stays known (e.g. a -inf fill value)
+        like_dt = ctx.known[node.input[1]].dtype if node.input[1] in ctx.known else ctx.value(node.input[1]).dtype.np
+        return [np.asarray(ctx.known[name]).astype(like_dt)]
     x, like = _ins(ctx)
     return [x if x.dtype is like.dtype else P.cast(x, dtype=like.dtype)]
 

@@ -28,7 +28,7 @@ from onnx import TensorProto, numpy_helper
 from ember.ir import types as T
 from ember.ir.graph import ROLE_INPUT, ROLE_PARAM, Graph, GraphBuilder, Provenance, Value
 
-from .lowering import EMBER_DTYPE
+from .lowering import EMBER_DTYPE, ONNX_DTYPE
 
 MAX_ELEMENTS = 1 << 31        # refuse tensors larger than this (2^31 elements)
 MAX_NODES = 1_000_000
@@ -114,6 +114,7 @@ class ImportContext:
     graph_inputs: set = field(default_factory=set)
     node: Optional[onnx.NodeProto] = None
     _folding: bool = False
+    _fn_depth: int = 0      # nesting of expanded ONNX function bodies
 
     # ------------------------------------------------------------ access
     def has(self, name: str) -> bool:
@@ -260,7 +261,7 @@ def import_model(src, *, static_inputs: Optional[dict] = None, params_as_inputs:
     local_functions = {(f.domain, f.name): f for f in model.functions}
     unknown = sorted({_text(n.op_type) if n.domain in ("", "ai.onnx") else f"{_text(n.domain)}::{_text(n.op_type)}"
                       for n in og.node
-                      if (n.domain in ("", "ai.onnx") and n.op_type not in CONVERTERS)
+                      if (n.domain in ("", "ai.onnx") and not is_supported(n.op_type, opset))
                       or (n.domain not in ("", "ai.onnx") and (n.domain, n.op_type) not in local_functions)})
     if unknown:
         raise OnnxImportError(f"unsupported ONNX operator(s): {', '.join(map(_text, unknown))}")
@@ -351,7 +352,9 @@ def _dedupe_outputs(graph: Graph) -> None:
 
 
 def run_converter(ctx: ImportContext, node: onnx.NodeProto) -> list:
-    conv = CONVERTERS[node.op_type]
+    conv = CONVERTERS.get(node.op_type)
+    if conv is None:
+        return _expand_schema_function(ctx, node)
     ins = [x for x in node.input if x]
     if ins and all(x in ctx.known for x in ins) and not ctx._folding and node.op_type not in _NO_FOLD:
         folded = _fold(ctx, node, conv)
@@ -429,9 +432,138 @@ def _call_function(ctx: ImportContext, node: onnx.NodeProto, fn: onnx.FunctionPr
         inner.output.extend([f"{node.name}/{x}" if x else "" for x in fn_node.output])
         for o_old, o_new in zip(fn_node.output, inner.output):
             rename[o_old] = o_new
-        if inner.op_type not in CONVERTERS:
+        if not is_supported(inner.op_type, ctx.opset):
             raise OnnxImportError(f"function {fn.name}: unsupported operator {inner.op_type}")
         ctx.node = inner
         _bind_outputs(ctx, inner, run_converter(ctx, inner))
     ctx.node = outer
     return [ctx.known.get(rename[o]) if rename[o] in ctx.known else ctx.values[rename[o]] for o in fn.output]
+
+
+# ------------------------------------------------------------------ ONNX's own function bodies
+# An operator without a converter whose ONNX schema defines it as a function (Attention,
+# RotaryEmbedding, ...) imports as that function's body: ONNX's own composition of other
+# operators, each converted as usual.
+_FUNCTION_DEPTH_LIMIT = 16
+
+
+def _schema(op_type: str, opset: int):
+    try:
+        return onnx.defs.get_schema(op_type, opset, domain="")
+    except Exception:  # noqa: BLE001 - unknown operator or no version at this opset
+        return None
+
+
+def _function_version(schema, opset: int) -> Optional[tuple[int, bool]]:
+    """(function opset version, context dependent?) of the body to expand at ``opset``."""
+    plain = [(v, False) for v in schema.function_opset_versions]
+    ctx_dep = [(v, True) for v in schema.context_dependent_function_opset_versions]
+    cands = plain + ctx_dep
+    if not cands:
+        return None
+    usable = [c for c in cands if c[0] <= opset]
+    return max(usable) if usable else min(cands)
+
+
+def is_supported(op_type: str, opset: int) -> bool:
+    """Whether ember imports ``op_type`` (default domain) at ``opset``: a converter or a function body."""
+    if op_type in CONVERTERS:
+        return True
+    schema = _schema(op_type, opset)
+    return schema is not None and _function_version(schema, opset) is not None
+
+
+def _type_proto(ctx: ImportContext, name: str) -> onnx.TypeProto:
+    if name in ctx.known:
+        arr = ctx.known[name]
+        dt = T.int64 if arr.dtype == object else T.from_numpy(arr.dtype)
+        shape = list(arr.shape)
+    else:
+        v = ctx.value(name)
+        dt, shape = v.dtype, [d if isinstance(d, int) else str(d) for d in v.shape]
+    return onnx.helper.make_tensor_type_proto(ONNX_DTYPE[dt], shape)
+
+
+def _function_body(ctx: ImportContext, node: onnx.NodeProto) -> onnx.FunctionProto:
+    schema = _schema(node.op_type, ctx.opset)
+    picked = _function_version(schema, ctx.opset) if schema is not None else None
+    if picked is None:
+        raise OnnxImportError(ctx.where(f"unsupported ONNX operator {node.op_type} (no converter, no function body)"))
+    version, context_dependent = picked
+    fn = onnx.FunctionProto()
+    if context_dependent:
+        types = [_type_proto(ctx, x).SerializeToString() if x else onnx.TypeProto().SerializeToString()
+                 for x in node.input]
+        blob = schema.get_context_dependent_function_with_opset_version(version, node.SerializeToString(), types)
+    else:
+        blob = schema.get_function_with_opset_version(version)
+    if not blob:
+        raise OnnxImportError(ctx.where(f"ONNX defines no function body for {node.op_type} with these inputs"))
+    fn.ParseFromString(blob)
+    return fn
+
+
+def _bind_attributes(inner: onnx.NodeProto, attrs: dict) -> None:
+    """Replace the body's attribute references (``ref_attr_name``) by the node's values."""
+    kept = []
+    for a in inner.attribute:
+        if a.ref_attr_name:
+            if a.ref_attr_name in attrs:
+                b = onnx.AttributeProto()
+                b.CopyFrom(attrs[a.ref_attr_name])
+                b.name = a.name
+                kept.append(b)
+            continue
+        kept.append(a)
+    del inner.attribute[:]
+    inner.attribute.extend(kept)
+
+
+def _expand_schema_function(ctx: ImportContext, node: onnx.NodeProto) -> list:
+    depth = getattr(ctx, "_fn_depth", 0)
+    if depth > _FUNCTION_DEPTH_LIMIT:
+        raise OnnxImportError(ctx.where("function bodies nest too deeply"))
+    fn = _function_body(ctx, node)
+    schema = _schema(node.op_type, ctx.opset)
+    attrs = {a.name: a for a in node.attribute}
+    for name, spec in schema.attributes.items():
+        if name not in attrs and spec.default_value.type:
+            attrs[name] = spec.default_value
+    for a in fn.attribute_proto:  # defaults the body itself declares
+        attrs.setdefault(a.name, a)
+    inner_opset = next((o.version for o in fn.opset_import if o.domain in ("", "ai.onnx")), ctx.opset)
+    prefix = f"{node.name or node.output[0]}/{node.op_type}/"
+    rename = {f: (x if i < len(node.input) else "") for i, (f, x) in
+              enumerate(zip(fn.input, list(node.input) + [""] * len(fn.input)))}
+    outer, outer_opset = ctx.node, ctx.opset
+    ctx._fn_depth = depth + 1
+    ctx.opset = inner_opset
+    try:
+        for fn_node in fn.node:
+            if fn_node.domain not in ("", "ai.onnx"):
+                raise OnnxImportError(f"{node.op_type}'s function body uses {fn_node.domain}::{fn_node.op_type}")
+            inner = onnx.NodeProto()
+            inner.CopyFrom(fn_node)
+            del inner.input[:]
+            inner.input.extend([rename.get(x, prefix + x) if x else "" for x in fn_node.input])
+            del inner.output[:]
+            inner.output.extend([prefix + x if x else "" for x in fn_node.output])
+            for o_old, o_new in zip(fn_node.output, inner.output):
+                rename[o_old] = o_new
+            _bind_attributes(inner, attrs)
+            if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in inner.attribute):
+                raise OnnxImportError(ctx.where(f"unsupported ONNX operator {inner.op_type} (control flow) in the "
+                                                f"function body of {node.op_type}"))
+            if not is_supported(inner.op_type, ctx.opset):
+                raise OnnxImportError(ctx.where(f"unsupported ONNX operator {inner.op_type} in the function body "
+                                                f"of {node.op_type}"))
+            ctx.node = inner
+            _bind_outputs(ctx, inner, run_converter(ctx, inner))
+    finally:
+        ctx.node, ctx.opset, ctx._fn_depth = outer, outer_opset, depth
+    outs = []
+    for o in fn.output:
+        name = rename.get(o, "")
+        outs.append(None if not name or not ctx.has(name) else
+                    (ctx.known[name] if name in ctx.known else ctx.values[name]))
+    return outs
