@@ -325,7 +325,7 @@ class Capture:
     # ------------------------------------------------------------ fast path
     def fast_plan(self, leaves: list, named: dict) -> Optional["FastInputs"]:
         """How to read every graph input straight from the tensors it comes from, with the state each
-        had now (shape, dtype, requires_grad, whether .grad exists): ``fast_gather`` feeds the graph
+        had now (shape, dtype, requires_grad, whether .grad exists): ``FastInputs.gather`` feeds the graph
         only while all of that is unchanged. None when some input cannot be read that way (the
         caller then keeps the full path). The module's structure must be validated separately
         (``ModuleWatch``): parameters are held here as the objects the names resolved to now."""
@@ -363,13 +363,8 @@ class Capture:
                     items.append((FastInputs._HELD, t, state))
         return FastInputs(items, zero_grads)
 
-    def fast_gather(self, plan: "FastInputs", leaves: list) -> Optional[tuple[list, list]]:
-        """(arrays to feed, tensor per input) when every input still has the state ``plan`` recorded,
-        else None (nothing was changed; the caller takes the full path)."""
-        return plan.gather(leaves)
-
     def finish_fast(self, outs: list, tensors: list) -> Any:
-        """``finish`` with the tensors ``fast_gather`` read the inputs from."""
+        """``finish`` with the tensors ``FastInputs.gather`` read the inputs from."""
         return self._write_back(outs, tensors.__getitem__)
 
     # ------------------------------------------------------------ guards
