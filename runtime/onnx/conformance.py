@@ -35,7 +35,6 @@ PARTIAL = {
     "ConvTranspose": "1-D/3-D transposed convolution, output_shape",
     "Cast": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
-    "Pad": "reflect/edge/wrap modes",
     "ScatterElements": "min/max/mul reductions",
     "ScatterND": "min/max/mul reductions",
     "Dropout": "training mode with ratio > 0: ONNX's expected values come from numpy's legacy RNG seeded by the "

@@ -784,8 +784,8 @@ def _tile(ctx, node):
 def _pad(ctx, node):
     x = ctx.value(node.input[0])
     mode = ctx.attr("mode", "constant")
-    if mode != "constant":
-        raise OnnxImportError(ctx.where(f"Pad mode {mode!r} is not supported (only 'constant')"))
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise OnnxImportError(ctx.where(f"Pad mode {mode!r} is not one of constant/reflect/edge/wrap"))
     r = x.type.ndim
     if ctx.opset < 11:
         pads, value = [int(p) for p in ctx.attr("pads")], float(ctx.attr("value", 0.0))
@@ -793,7 +793,7 @@ def _pad(ctx, node):
     else:
         pads = _ints(ctx, node.input[1], "pads")
         value = 0
-        if _opt(ctx, 2):
+        if _opt(ctx, 2) and node.input[2] in ctx.known:
             cv = ctx.const(node.input[2], "the pad value")
             value = cv.ravel()[0].item() if cv.size else 0
         axes = [_axis(a, r, ctx) for a in _ints(ctx, _opt(ctx, 3), "axes")] if _opt(ctx, 3) else list(range(r))
@@ -813,8 +813,51 @@ def _pad(ctx, node):
     spec = tuple((max(lo.get(i, 0), 0), max(hi.get(i, 0), 0)) for i in range(r))
     if all(p == (0, 0) for p in spec):
         return [x]
+    if mode != "constant":
+        return [_pad_from_input(ctx, x, spec, mode)]
+    if _opt(ctx, 2) and node.input[2] not in ctx.known and ctx.opset >= 11:
+        # a pad value computed at run time: pad with 0, then put the value where the padding is
+        v = ctx.value(node.input[2])
+        zero = False if x.dtype is T.bool_ else 0
+        padded = P.pad(x, pads=spec, value=zero)
+        border = P.pad(_full(False, T.bool_, tuple(x.shape)), pads=spec, value=True)
+        fill = P.broadcast_to(P.reshape(v, shape=(1,) * r), shape=tuple(padded.shape))
+        return [P.where(border, fill, padded)]
     value = bool(value) if x.dtype is T.bool_ else (int(value) if not x.dtype.is_floating_point else float(value))
     return [P.pad(x, pads=spec, value=value)]
+
+
+def _pad_from_input(ctx, x: Value, spec, mode: str) -> Value:
+    """reflect / edge / wrap padding: concatenate slices of ``x`` itself, one axis at a time."""
+    for axis, (lo, hi) in enumerate(spec):
+        if not lo and not hi:
+            continue
+        d = x.shape[axis]
+        if not isinstance(d, int) or d == 0:
+            raise OnnxImportError(ctx.where(f"{mode} padding of dimension {d} is not supported"))
+        limit = d - 1 if mode == "reflect" else d
+        if (lo > limit or hi > limit) and mode != "edge":
+            raise OnnxImportError(ctx.where(f"{mode} pads ({lo}, {hi}) exceed dimension {d}"))
+
+        def part(start, stop, flip=False, x=x, axis=axis):
+            starts = tuple(start if i == axis else 0 for i in range(x.type.ndim))
+            stops = tuple(stop if i == axis else s for i, s in enumerate(x.shape))
+            y = P.slice_(x, starts=starts, stops=stops, steps=(1,) * x.type.ndim)
+            return P.flip(y, dims=(axis,)) if flip else y
+
+        def edge(i, n, x=x, axis=axis):
+            shape = tuple(n if j == axis else s for j, s in enumerate(x.shape))
+            return P.broadcast_to(part(i, i + 1), shape=shape)
+        pieces = []
+        if lo:
+            pieces.append({"reflect": lambda: part(1, lo + 1, True), "edge": lambda: edge(0, lo),
+                           "wrap": lambda: part(d - lo, d)}[mode]())
+        pieces.append(x)
+        if hi:
+            pieces.append({"reflect": lambda: part(d - 1 - hi, d - 1, True), "edge": lambda: edge(d - 1, hi),
+                           "wrap": lambda: part(0, hi)}[mode]())
+        x = P.concat(*pieces, dim=axis)
+    return x
 
 
 # ------------------------------------------------------------------ indexing

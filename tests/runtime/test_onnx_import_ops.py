@@ -134,3 +134,22 @@ def test_topk_breaks_ties_by_lower_index(largest):
     order = np.argsort(-x if largest else x, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(i, order)
     np.testing.assert_array_equal(v, np.take_along_axis(x, order, axis=1))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap", "constant"])
+def test_pad_modes_match_numpy(mode):
+    x = np.random.default_rng(5).standard_normal((3, 5, 4)).astype(np.float32)
+    pads = [0, 2, 3, 1, 4, 1]  # begins then ends, one per axis
+    inputs = [_vi("x", [3, 5, 4])]
+    node_inputs = ["x", "p"]
+    if mode == "constant":  # the pad value as a run-time input (ONNX's Attention body does this)
+        inputs.append(_vi("v", []))
+        node_inputs.append("v")
+    m = _model([helper.make_node("Pad", node_inputs, ["y"], mode=mode)], inputs, [_vi("y", None)],
+               [numpy_helper.from_array(np.array(pads, np.int64), "p")])
+    args = (x, np.array(-7.5, np.float32)) if mode == "constant" else (x,)
+    (y,) = _run(m, *args)
+    width = list(zip(pads[:3], pads[3:]))
+    want = np.pad(x, width, mode={"edge": "edge", "reflect": "reflect", "wrap": "wrap", "constant": "constant"}[mode],
+                  **({"constant_values": -7.5} if mode == "constant" else {}))
+    np.testing.assert_array_equal(y, want)
