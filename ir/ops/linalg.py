@@ -36,5 +36,8 @@ def transpose_last(x):
 @matmul.def_vjp
 def _matmul_vjp(g, ins, out, needs, attrs):
     a, b = ins
+    # d/db as (g^T a)^T rather than a^T g: the same products, but for nn.Linear's x @ W.T the weight's
+    # gradient then comes out row-major like the weight (the transposes cancel), so optimizer updates
+    # run over contiguous memory instead of a column-major gradient (graph backends fold the transposes)
     return (matmul(g, transpose_last(b)) if needs[0] else None,
-            matmul(transpose_last(a), g) if needs[1] else None)
+            transpose_last(matmul(transpose_last(g), a)) if needs[1] else None)
