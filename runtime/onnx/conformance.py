@@ -30,9 +30,9 @@ _MODULE_OF = {"BatchNormalization": "batchnorm", "Identity": "identity", "Consta
 
 # operators whose import covers only part of ONNX's node tests, and why (the coverage notes)
 PARTIAL = {
-    "MaxPool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule); the Indices output",
-    "AveragePool": "1-D/3-D pooling; padding larger than half the kernel (PyTorch's rule); dilations",
-    "ConvTranspose": "1-D/3-D transposed convolution, output_shape",
+    "MaxPool": "3-D pooling; padding larger than half the kernel (PyTorch's rule); the Indices output",
+    "AveragePool": "3-D pooling; padding larger than half the kernel (PyTorch's rule); dilations",
+    "ConvTranspose": "3-D transposed convolution (ember's convolution primitives are 2-D; 1-D runs as 2-D)",
     "Cast": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "ScatterElements": "min/max/mul reductions",
@@ -44,7 +44,7 @@ PARTIAL = {
 }
 # operators with no converter that import as ONNX's own function body (a composition of operators
 # that have converters) and pass all their node tests
-CLAIMED_BY_FUNCTION = ["Attention", "RotaryEmbedding"]
+CLAIMED_BY_FUNCTION = ["Attention", "CausalConvWithState", "RotaryEmbedding"]
 
 
 @dataclass

@@ -10,12 +10,13 @@ result is known at import time (shape arithmetic).
 from __future__ import annotations
 
 import numpy as np
+import onnx
 
 from ember.ir import ops as P
 from ember.ir import types as T
 from ember.ir.graph import Value
 
-from .importer import MAX_ELEMENTS, OnnxImportError, converter, onnx_dtype
+from .importer import CONVERTERS, MAX_ELEMENTS, OnnxImportError, converter, onnx_dtype
 
 # ------------------------------------------------------------------ helpers
 
@@ -1068,11 +1069,22 @@ def _conv(ctx, node):
 def _conv_transpose(ctx, node):
     xs = _ins(ctx)
     x, w = xs[0], xs[1]
-    if ctx.attr("output_shape") is not None:
-        raise OnnxImportError(ctx.where("ConvTranspose with output_shape is not supported"))
     strides, padding, dilations = _spatial_attrs(ctx, x, tuple(w.shape[2:]))
     opad = tuple(int(p) for p in (ctx.attr("output_padding") or (0, 0)))
-    if ctx.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+    out_shape = ctx.attr("output_shape")
+    grow = ((0, 0), (0, 0))
+    if out_shape is not None and ctx.attr("pads") is None:
+        # pads follow from the requested output size (ONNX's rule); a negative pad grows the output with zeros
+        out_shape = [int(v) for v in out_shape][-2:]
+        upper = ctx.attr("auto_pad", "NOTSET") == "SAME_UPPER"
+        pads, grow = [], []
+        for size, k, s, d, op, want in zip(x.shape[2:], w.shape[2:], strides, dilations, opad, out_shape):
+            total = s * (size - 1) + op + (k - 1) * d + 1 - want
+            lo, hi = (total // 2, total - total // 2) if upper else (total - total // 2, total // 2)
+            pads.append((max(lo, 0), max(hi, 0)))
+            grow.append((max(-lo, 0), max(-hi, 0)))
+        padding, grow = tuple(pads), tuple(grow)
+    elif ctx.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         # output = input * stride; the padding trims the full transposed output down to that
         pads = []
         for size, k, s, d, op in zip(x.shape[2:], w.shape[2:], strides, dilations, opad):
@@ -1082,6 +1094,8 @@ def _conv_transpose(ctx, node):
         padding = tuple(pads)
     y = P.nn.conv_transpose2d(x, w, stride=strides, padding=padding, output_padding=opad, dilation=dilations,
                               groups=int(ctx.attr("group", 1)))
+    if grow != ((0, 0), (0, 0)):
+        y = P.pad(y, pads=((0, 0), (0, 0)) + grow, value=0.0)
     if len(xs) > 2:
         b = P.reshape(xs[2], shape=(1, xs[2].shape[0], 1, 1))
         y = P.add(y, P.broadcast_to(b, shape=tuple(y.shape)))
@@ -1113,6 +1127,48 @@ def _avg_pool(ctx, node):
     return [P.nn.avg_pool2d(x, kernel_size=k, stride=strides, padding=padding,
                             ceil_mode=bool(int(ctx.attr("ceil_mode", 0))),
                             count_include_pad=bool(int(ctx.attr("count_include_pad", 0))), divisor_override=0)]
+
+
+# 1-D convolution/pooling: the 2-D primitives with a height of 1
+_AS_2D_ATTRS = {"kernel_shape": 1, "strides": 1, "dilations": 1, "output_padding": 0, "output_shape": 1}
+
+
+def _one_d_as_2d(conv2d):
+    def conv(ctx, node):
+        x = ctx.value(node.input[0])
+        if x.type.ndim != 3:
+            return conv2d(ctx, node)
+        inner = onnx.NodeProto()
+        inner.CopyFrom(node)
+        n, c, length = x.shape
+        ctx.values[node.input[0] + "/as2d"] = P.reshape(x, shape=(n, c, 1, length))
+        inner.input[0] = node.input[0] + "/as2d"
+        if node.op_type in ("Conv", "ConvTranspose"):
+            w = ctx.value(node.input[1])
+            ctx.values[node.input[1] + "/as2d"] = P.reshape(w, shape=(w.shape[0], w.shape[1], 1, w.shape[2]))
+            inner.input[1] = node.input[1] + "/as2d"
+        for a in inner.attribute:
+            if a.name in _AS_2D_ATTRS:
+                vals = list(a.ints)
+                del a.ints[:]
+                a.ints.extend([_AS_2D_ATTRS[a.name]] + vals)
+            elif a.name == "pads":
+                lo, hi = list(a.ints)
+                del a.ints[:]
+                a.ints.extend([0, lo, 0, hi])
+        outer = ctx.node
+        ctx.node = inner
+        try:
+            outs = conv2d(ctx, inner)
+        finally:
+            ctx.node = outer
+        y = outs[0]
+        return [P.reshape(y, shape=(y.shape[0], y.shape[1], y.shape[3]))] + list(outs[1:])
+    return conv
+
+
+for _op in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"):
+    converter(_op)(_one_d_as_2d(CONVERTERS[_op]))
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

@@ -153,3 +153,20 @@ def test_pad_modes_match_numpy(mode):
     want = np.pad(x, width, mode={"edge": "edge", "reflect": "reflect", "wrap": "wrap", "constant": "constant"}[mode],
                   **({"constant_values": -7.5} if mode == "constant" else {}))
     np.testing.assert_array_equal(y, want)
+
+
+def test_conv1d_and_pool1d_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 11)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=[2], pads=[1, 2], dilations=[2], group=2),
+             helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[2], strides=[1], pads=[1, 0])]
+    m = _model(nodes, [_vi("x", [2, 4, 11])], [_vi("y", None)],
+               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    (y,) = _run(m, x)
+    F = torch.nn.functional
+    c = F.conv1d(F.pad(torch.tensor(x), (1, 2)), torch.tensor(w), torch.tensor(b), stride=2, dilation=2, groups=2)
+    want = F.max_pool1d(F.pad(c, (1, 0), value=-np.inf), 2, stride=1)
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-5)
