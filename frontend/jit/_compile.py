@@ -13,8 +13,8 @@ its entry in the cache records what those checks read (``_FastPath``); the next
 call compares the same things by identity, shape and dtype (arguments, grad
 mode, ``ModuleWatch`` over the module tree, ``FastInputs`` over the tensors the
 graph reads) and runs the entry directly when nothing differs. Any difference,
-keyword arguments or nested containers take the full path, which decides (and
-records recompile reasons) exactly as before.
+and arguments inside containers, take the full path, which decides (and records
+recompile reasons) exactly as before.
 
 Batch sizes: with ``dynamic=None`` (default) the first call is traced with
 static shapes; when a later call differs only in the leading dimension of its
@@ -92,14 +92,18 @@ class _FastPath:
     ``.grad``, non-tensor argument values, grad mode, the module tree's structure and training
     flags, and every tensor the graph reads besides its arguments). While all of it is unchanged
     the full path would pick ``entry`` again, so the next call runs it directly. Anything else
-    (keyword arguments, nested containers, custom modules, an entry found after other entries
-    whose guards this state does not decide) gets no fast path."""
+    (arguments in containers, custom modules, an entry found after other entries whose guards
+    this state does not decide) gets no fast path."""
 
-    __slots__ = ("entry", "args", "grad_mode", "autocast", "plan", "gen")
+    __slots__ = ("entry", "args", "kw_names", "grad_mode", "autocast", "plan", "gen")
 
-    def match_args(self, args: tuple) -> Optional[list]:
+    def match_args(self, args: tuple, kwargs: dict) -> Optional[list]:
         """The tensor arguments (the flattened leaves) when every argument is as recorded, else None."""
         checks = self.args
+        if kwargs or self.kw_names:  # keyword arguments: the same names in the same order
+            if tuple(kwargs) != self.kw_names:
+                return None
+            args = args + tuple(kwargs.values())
         if len(args) != len(checks):
             return None
         leaves = []
@@ -122,13 +126,13 @@ class _FastPath:
 def _record_fast_path(fn: "CompiledFunction", entry: "_Entry", args: tuple, kwargs: dict, leaves: list,
                       static_key: tuple, sym_key: tuple) -> Optional[_FastPath]:
     """A ``_FastPath`` for a cache hit of the full path, or None when one would not be exact."""
-    if kwargs or static_key[3] != ():  # keyword arguments; an argument passed twice
+    if static_key[3] != ():  # an argument passed twice
         return None
     cap = entry.capture
     if cap.module is not fn.module or static_key[1][0] != bool(_state.grad_enabled):
         return None
     checks = []
-    for a in args:
+    for a in args + tuple(kwargs.values()):  # flattening order: positional, then keyword arguments
         if isinstance(a, Tensor):
             if a._data is None or a._value is not None:
                 return None
@@ -179,6 +183,7 @@ def _record_fast_path(fn: "CompiledFunction", entry: "_Entry", args: tuple, kwar
         entry.fast_plan = (fn._watch, plan)
     fast = _FastPath()
     fast.entry, fast.args, fast.plan, fast.gen = entry, tuple(checks), plan, fn._gen
+    fast.kw_names = tuple(kwargs)
     fast.grad_mode, fast.autocast = _state.grad_enabled, _state.autocast_dtype
     return fast
 
@@ -250,12 +255,12 @@ class CompiledFunction:
         step = self._train_step
         if step is not None and step.before_call():
             return self.fn(*args, **kwargs)  # eager warm-up: materializes lazily created optimizer state
-        if self._fasts and not kwargs:
+        if self._fasts:
             grad_mode, autocast = _state.grad_enabled, _state.autocast_dtype
             for fast in self._fasts:
                 if fast.grad_mode is not grad_mode or fast.autocast is not autocast:
                     continue
-                leaves = fast.match_args(args)
+                leaves = fast.match_args(args, kwargs)
                 if leaves is None:
                     continue
                 if fast.gen != self._gen or (self._watch and not self._watch.valid()):
@@ -302,7 +307,8 @@ class CompiledFunction:
             self.stats["cache_hits"] += 1
             fast = _record_fast_path(self, entry, args, kwargs, leaves, static_key, sym_key)
             if fast is not None:  # newest first; one per argument signature; a few kept
-                self._fasts = [fast] + [f for f in self._fasts if f.args != fast.args or f.gen != fast.gen
+                self._fasts = [fast] + [f for f in self._fasts if f.args != fast.args or f.kw_names != fast.kw_names
+                                        or f.gen != fast.gen
                                         or f.grad_mode is not fast.grad_mode or f.autocast is not fast.autocast
                                         ][:_MAX_FAST - 1]
         self._last = entry

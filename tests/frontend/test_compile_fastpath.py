@@ -18,11 +18,11 @@ def _mlp():
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 
 
-def _warm(f, *args, n=4):
+def _warm(f, *args, n=4, **kwargs):
     """Call ``f`` until its fast path is in use; returns how many fast calls that took."""
     before = f.stats["fast_calls"]
     for _ in range(n):
-        f(*args)
+        f(*args, **kwargs)
     assert f.stats["fast_calls"] > before, f.stats
     return f.stats["fast_calls"]
 
@@ -264,6 +264,28 @@ def test_non_tensor_argument_changes_recompile_like_the_cache_key_says():
     n = f.stats["compiles"]
     _warm(f, x, 2.0)
     assert f.stats["compiles"] == n  # every constant seen before is still cached
+
+
+def test_keyword_arguments_take_the_fast_path_and_are_keyed_by_name_order_and_value():
+    def g(x, *, w=None, c=1.0, d=0.0):
+        return x * c + d if w is None else x * w * c + d
+
+    f = ember.compile(g)
+    x, w = ember.randn(3), ember.randn(3)
+    _warm(f, x, w=w, c=2.0)
+    n = f.stats["compiles"]
+    w2 = ember.randn(3)
+    np.testing.assert_array_equal(f(x, w=w2, c=2.0).numpy(), g(x, w=w2, c=2.0).numpy())
+    assert f.stats["compiles"] == n
+    np.testing.assert_array_equal(f(x, w=w, c=3.0).numpy(), g(x, w=w, c=3.0).numpy())
+    assert _last_reason(f).endswith("non-tensor value kwargs['c'] changed from 2.0 to 3.0")
+    _warm(f, x, w=w, c=3.0)
+    np.testing.assert_array_equal(f(x, c=3.0, w=w).numpy(), g(x, c=3.0, w=w).numpy())  # other order
+    np.testing.assert_array_equal(f(x, w=w, c=3.0, d=1.0).numpy(), g(x, w=w, c=3.0, d=1.0).numpy())
+    np.testing.assert_array_equal(f(x, w=w).numpy(), g(x, w=w).numpy())
+    np.testing.assert_array_equal(f(x).numpy(), g(x).numpy())
+    _warm(f, x, w=w, c=2.0)
+    np.testing.assert_array_equal(f(x, w=w, c=2.0).numpy(), g(x, w=w, c=2.0).numpy())
 
 
 def test_argument_structure_changes_take_the_full_path():
