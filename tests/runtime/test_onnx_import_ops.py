@@ -170,3 +170,27 @@ def test_conv1d_and_pool1d_match_torch():
     c = F.conv1d(F.pad(torch.tensor(x), (1, 2)), torch.tensor(w), torch.tensor(b), stride=2, dilation=2, groups=2)
     want = F.max_pool1d(F.pad(c, (1, 0), value=-np.inf), 2, stride=1)
     np.testing.assert_allclose(y, want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,ctm,torch_mode,align", [("linear", "half_pixel", "bilinear", False),
+                                                      ("cubic", "align_corners", "bicubic", True),
+                                                      ("nearest", "asymmetric", "nearest", None)])
+def test_resize_matches_torch_interpolate_and_differentiates(mode, ctm, torch_mode, align):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(7).standard_normal((2, 3, 5, 7)).astype(np.float32)
+    sizes = np.array([2, 3, 9, 4], np.int64)
+    attrs = {"mode": mode, "coordinate_transformation_mode": ctm}
+    if mode == "nearest":
+        attrs["nearest_mode"] = "floor"
+    m = _model([helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **attrs)], [_vi("x", [2, 3, 5, 7])],
+               [_vi("y", [2, 3, 9, 4])], [numpy_helper.from_array(sizes, "sizes")], opset=19)
+    xe = ember.tensor(x, requires_grad=True)
+    y = ember.onnx.load(m)(xe)
+    tx = torch.tensor(x, requires_grad=True)
+    kw = {} if align is None else {"align_corners": align}
+    ty = torch.nn.functional.interpolate(tx, size=(9, 4), mode=torch_mode, **kw)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    g = np.random.default_rng(8).standard_normal((2, 3, 9, 4)).astype(np.float32)
+    (y * ember.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(xe.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
