@@ -91,12 +91,16 @@ class TVMCompiledGraph:
         self._in_checks = [(t.dtype.np, len(t.shape), tuple((k, d) for k, d in enumerate(t.shape)
                                                             if isinstance(d, int)))
                            for t in self._in_types]
+        # the common case in one comparison: the exact dtype object and a fully static shape
+        self._in_exact = [(np.dtype(t.dtype.np), tuple(t.shape) if all(isinstance(d, int) for d in t.shape)
+                           else None) for t in self._in_types]
         self._returned: dict[int, tuple[np.ndarray, object]] = {}
         self._cpu = not is_gpu(self.target)
         n = len(graph.inputs)
         self._shared: list = [None] * n  # per input: (array, shape, strides, TVM tensor over it)
         self._staging: list = [None] * n  # per input: (aligned buffer, TVM tensor over it, source array, strides)
         self._staged_ranges = None
+        self._alias_candidates: list[int] | None = None  # outputs that are (views of) inputs: see _unalias
         self.calls = 0
 
     def _build(self):
@@ -107,7 +111,9 @@ class TVMCompiledGraph:
         if len(inputs) != len(self._in_types):
             raise ValueError(f"graph {self.graph.name} (tvm backend) takes {len(self._in_types)} inputs, "
                              f"got {len(inputs)}")
-        for (dtype, ndim, fixed), a in zip(self._in_checks, inputs):
+        for (dtype, ndim, fixed), (exact_dtype, exact_shape), a in zip(self._in_checks, self._in_exact, inputs):
+            if a.__class__ is np.ndarray and a.dtype is exact_dtype and a.shape == exact_shape:
+                continue
             shape = a.shape if isinstance(a, np.ndarray) else np.shape(a)
             if a.dtype != dtype or len(shape) != ndim or any(shape[k] != d for k, d in fixed):
                 self._fail_check(inputs)
@@ -156,16 +162,35 @@ class TVMCompiledGraph:
         np.copyto(staged[0], a, casting="no")
         return staged[1]
 
-    def _unalias(self, outs: list[np.ndarray]) -> list[int]:
+    @staticmethod
+    def _aliasing(args: list, outs: list[np.ndarray]) -> list[int]:
+        """Indices of the outputs whose memory lies in some argument's (TVM returned an input, or a view of one)."""
+        ranges = []
+        for t in args:
+            a = to_numpy(t)
+            if a.size:
+                ranges.append((a.ctypes.data, a.ctypes.data + a.nbytes))
+        return [k for k, o in enumerate(outs) if o.size and any(lo <= o.ctypes.data < hi for lo, hi in ranges)]
+
+    def _unalias(self, outs: list[np.ndarray], args: list) -> list[int]:
         """Copy any output that lives in a staging buffer (an output that is an input, or a view of
-        one): the buffer is overwritten on the next call, and the user keeps what we return."""
+        one): the buffer is overwritten on the next call, and the user keeps what we return.
+
+        Which outputs alias an input is a property of the compiled code (a returned input or a reshape
+        view of one), so it is found once, on the first call, and only those outputs are checked after
+        (a pointer test per output cost ~6 us each, 0.24 ms per call for the digits CNN's 43 outputs)."""
+        if self._alias_candidates is None:
+            self._alias_candidates = self._aliasing(args, outs)
+        if not self._alias_candidates:
+            return []
         ranges = self._staged_ranges
         if ranges is None:
             ranges = self._staged_ranges = [(s[0].ctypes.data, s[0].ctypes.data + s[0].nbytes)
                                             for s in self._staging if s is not None]
         copied = []
         if ranges:
-            for k, o in enumerate(outs):
+            for k in self._alias_candidates:
+                o = outs[k]
                 ptr = o.ctypes.data
                 if any(lo <= ptr < hi for lo, hi in ranges):
                     outs[k] = np.array(o, copy=True)
@@ -183,7 +208,7 @@ class TVMCompiledGraph:
                                + "\n".join(msg[-3:] if msg else [type(err).__name__])) from err
         outs_t = list(result)
         outs = [to_numpy(t) for t in outs_t]
-        copied = self._unalias(outs) if self._cpu else ()
+        copied = self._unalias(outs, args) if self._cpu else ()
         self._returned = {id(a): (a, t) for k, (a, t) in enumerate(zip(outs, outs_t)) if k not in copied}
         self.calls += 1
         return outs
