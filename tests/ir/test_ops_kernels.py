@@ -35,3 +35,20 @@ def test_database_covers_edge_cases():
     descs = {c.desc for c in CASES}
     assert {"empty", "0d", "noncontig"} <= descs
     assert any(not x.flags.c_contiguous for c in CASES for x in c.inputs if x.size > 1)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "permuted", "prime_rows"])
+@pytest.mark.parametrize("dims", [(0, 2, 3), (0, 1), (1, 2, 3), (0, 3), (0, 1, 2, 3)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_sum_kernel_rows_first_path_matches_float64_numpy(layout, dims, keepdim):
+    # the sum kernel reduces large multi-axis sums in memory order (runtime/kernels.py _sum_rows_first)
+    from ember.runtime.kernels import KERNELS
+    rng = np.random.default_rng(0)
+    x = {"contiguous": lambda: rng.standard_normal((64, 16, 8, 8)),
+         "channels_last": lambda: rng.standard_normal((64, 8, 8, 16)).transpose(0, 3, 1, 2),
+         "permuted": lambda: rng.standard_normal((8, 64, 16, 8)).transpose(1, 2, 0, 3),
+         "prime_rows": lambda: rng.standard_normal((67, 16, 4, 5))}[layout]().astype(np.float32)
+    out = KERNELS["sum"](x, dims=dims, keepdim=keepdim)
+    ref = x.astype(np.float64).sum(axis=dims, keepdims=keepdim)
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
