@@ -158,6 +158,32 @@ class _HyperWatch:
         return True
 
 
+def _watch_state(optimizers: list) -> tuple:
+    """Identity fingerprint of the optimizers' state: each ``opt.state`` dict, its per-parameter
+    dicts in order, and every (dict, key) -> value. Graphs bind these objects when captured."""
+    owners, dicts, tables, keys, values = [], [], [], [], []
+    for opt in optimizers:
+        owners.append((opt, opt.state))
+        dicts.append(tuple(opt.state.values()))
+        for d in opt.state.values():
+            if isinstance(d, dict):
+                for k, v in d.items():
+                    tables.append(d)
+                    keys.append(k)
+                    values.append(v)
+    return tuple(owners), tuple(dicts), tuple(tables), tuple(keys), tuple(values)
+
+
+def _state_unchanged(watch: tuple) -> bool:
+    """No state object a graph binds was replaced or removed (``load_state_dict`` replaces them all);
+    state added since (a parameter that started getting gradients) is allowed."""
+    owners, dicts, tables, keys, values = watch
+    for (opt, st), per_param in zip(owners, dicts):
+        if opt.state is not st or len(st) < len(per_param) or not all(map(operator.is_, st.values(), per_param)):
+            return False
+    return all(map(operator.is_, map(dict.get, tables, keys), values))
+
+
 class StateCreatedWhileTracing(Exception):
     """A capture of a training step would create optimizer state: ``ember.compile`` runs that call
     eagerly instead (as it does the first call), and captures the steady state on the next one."""
@@ -181,6 +207,7 @@ class TrainStep:
         self.lr_fed: list = [None] * len(self.lr_tensors)  # the group[key] object each lr array was made from
         self.hyper = _hyper_snapshot(optimizers)
         self.hyper_watch = _HyperWatch(optimizers)
+        self.state_watch: Optional[tuple] = None  # the optimizer state objects captured graphs read
         from ._scaler_trace import TracedScaler, is_grad_scaler
         self.scalers = [TracedScaler(o, optimizers) for _, o in _reachable_objects(compiled.fn) if is_grad_scaler(o)]
 
@@ -198,12 +225,11 @@ class TrainStep:
             snap = _hyper_snapshot(self.optimizers)
             if snap != self.hyper:
                 self.hyper = snap
-                self.compiled._static.clear()
-                self.compiled._symbolic.clear()
-                self.compiled._fasts = []
-                self.compiled._gen += 1
-                self.compiled._pending_reason = "an optimizer hyperparameter (not lr) changed"  # for the recompile
+                self._invalidate("an optimizer hyperparameter (not lr) changed")
             self.hyper_watch = _HyperWatch(self.optimizers)
+        if self.state_watch is not None and not _state_unchanged(self.state_watch):
+            self.state_watch = None
+            self._invalidate("optimizer state was replaced (load_state_dict?)")
         if not self.warmed_up:
             # the first call always runs eagerly: it creates optimizer state and the .grad tensors,
             # so the one capture (next call) sees the steady state and its guards keep holding
@@ -214,6 +240,15 @@ class TrainStep:
             self.layouts_normalized = True
             self._row_major_state()
         return False
+
+    def _invalidate(self, reason: str) -> None:
+        """Drop every compiled graph: they bind objects or constants that no longer hold."""
+        c = self.compiled
+        c._static.clear()
+        c._symbolic.clear()
+        c._fasts = []
+        c._gen += 1
+        c._pending_reason = reason  # the next compile's recompile reason
 
     def _row_major_state(self) -> None:
         """Gradients and optimizer state the warm-up left column-major (a weight's gradient comes out of
@@ -318,6 +353,7 @@ class TrainStep:
                 result = fn(*args, **kwargs)
                 if step._state_created(state):
                     raise StateCreatedWhileTracing()
+                step.state_watch = _watch_state(step.optimizers)
                 return result
             except BaseException:
                 step._restore_state(state)

@@ -434,3 +434,23 @@ def test_parameter_replaced_mid_training_is_not_updated_by_the_old_optimizer_gra
         np.testing.assert_allclose(_np(p), _np(q), rtol=1e-5, atol=1e-6, err_msg=n)
         np.testing.assert_allclose(_np(p.grad), _np(q.grad), rtol=1e-5, atol=1e-6, err_msg=n)
     _assert_same(model, ref, opt, opt_ref)
+
+
+def test_restoring_a_checkpoint_mid_training_matches_eager():
+    model, ref = _twins()
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt_ref = ember.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    f = ember.compile(_step_fn(model, opt))
+    eager = _step_fn(ref, opt_ref)
+    for i, (x, y) in enumerate(_batches(12)):
+        if i == 4:
+            saved = [copy.deepcopy(s) for s in (opt.state_dict(), opt_ref.state_dict(), model.state_dict(),
+                                                ref.state_dict())]
+        if i == 8:  # optimizer.load_state_dict replaces every state tensor the step graph was bound to
+            opt.load_state_dict(saved[0])
+            opt_ref.load_state_dict(saved[1])
+            model.load_state_dict(saved[2])
+            ref.load_state_dict(saved[3])
+        np.testing.assert_allclose(float(f(x, y)), float(eager(x, y)), rtol=1e-5, atol=1e-6)
+    _assert_same(model, ref, opt, opt_ref)
+    assert _last_reason(f).endswith("optimizer state was replaced (load_state_dict?)")
