@@ -524,7 +524,10 @@ def _constant_of_shape(ctx, node):
 
 @converter("Range")
 def _range(ctx, node):
-    start, limit, delta = (ctx.const(x, "Range bounds") for x in node.input)
+    start, limit, delta = (np.asarray(ctx.const(x, "Range bounds")) for x in node.input)
+    if any(v.size != 1 for v in (start, limit, delta)):
+        raise OnnxImportError(ctx.where("Range bounds must be scalars"))
+    start, limit, delta = (v.reshape(()) for v in (start, limit, delta))
     n = int(max(np.ceil((limit - start) / delta), 0)) if delta != 0 else -1
     if n < 0 or n > MAX_ELEMENTS:
         raise OnnxImportError(ctx.where(f"bad Range({start}, {limit}, {delta})"))

@@ -371,7 +371,7 @@ def run_converter(ctx: ImportContext, node: onnx.NodeProto) -> list:
 
 
 _NO_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
-            "Bernoulli"}
+            "Bernoulli", "If"}
 
 
 def _fold(ctx: ImportContext, node: onnx.NodeProto, conv: Converter) -> Optional[list]:
@@ -519,6 +519,20 @@ def _bind_attributes(inner: onnx.NodeProto, attrs: dict) -> None:
     inner.attribute.extend(kept)
 
 
+def _rename_outer_refs(g: onnx.GraphProto, rename: dict, prefix: Optional[str], keep: frozenset = frozenset()) -> None:
+    """Rewrite a subgraph's references to enclosing-scope names (unknown ones get ``prefix``, or stay);
+    names a (nested) subgraph defines itself are left alone."""
+    local = {o for n in g.node for o in n.output} | {t.name for t in g.initializer} | {i.name for i in g.input}
+    keep = keep | local
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            if x and x not in keep:
+                n.input[i] = rename.get(x, x if prefix is None else prefix + x)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _rename_outer_refs(a.g, rename, prefix, keep)
+
+
 def _expand_schema_function(ctx: ImportContext, node: onnx.NodeProto) -> list:
     depth = getattr(ctx, "_fn_depth", 0)
     if depth > _FUNCTION_DEPTH_LIMIT:
@@ -551,7 +565,11 @@ def _expand_schema_function(ctx: ImportContext, node: onnx.NodeProto) -> list:
             for o_old, o_new in zip(fn_node.output, inner.output):
                 rename[o_old] = o_new
             _bind_attributes(inner, attrs)
-            if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in inner.attribute):
+            for a in inner.attribute:  # a branch body may read function-scope values: rename those too
+                if a.type == onnx.AttributeProto.GRAPH:
+                    _rename_outer_refs(a.g, rename, prefix)
+            if inner.op_type != "If" and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                             for a in inner.attribute):
                 raise OnnxImportError(ctx.where(f"unsupported ONNX operator {inner.op_type} (control flow) in the "
                                                 f"function body of {node.op_type}"))
             if not is_supported(inner.op_type, ctx.opset):
@@ -566,4 +584,48 @@ def _expand_schema_function(ctx: ImportContext, node: onnx.NodeProto) -> list:
         name = rename.get(o, "")
         outs.append(None if not name or not ctx.has(name) else
                     (ctx.known[name] if name in ctx.known else ctx.values[name]))
+    return outs
+
+
+@converter("If")
+def _if(ctx: ImportContext, node: onnx.NodeProto) -> list:
+    """An If whose condition is known at import time (a shape test, a static input) is its taken branch."""
+    cond = np.asarray(ctx.const(node.input[0], "the If condition"))
+    if cond.size != 1:
+        raise OnnxImportError(ctx.where(f"the condition must hold one value, got shape {list(cond.shape)}"))
+    branch = ctx.attr("then_branch" if bool(cond.ravel()[0]) else "else_branch")
+    if not isinstance(branch, onnx.GraphProto):
+        raise OnnxImportError(ctx.where("missing then_branch/else_branch graph"))
+    prefix = f"{node.name or node.output[0]}/{'then' if bool(cond.ravel()[0]) else 'else'}/"
+    rename: dict = {}
+    for t in branch.initializer:
+        rename[t.name] = prefix + t.name
+        ctx.known[prefix + t.name] = tensor_to_numpy(t, ctx.where(f"initializer {t.name!r}"))
+    outer = ctx.node
+    try:
+        for sub in branch.node:
+            inner = onnx.NodeProto()
+            inner.CopyFrom(sub)
+            del inner.input[:]
+            inner.input.extend([rename.get(x, x) for x in sub.input])  # other names: the outer scope
+            del inner.output[:]
+            inner.output.extend([prefix + x if x else "" for x in sub.output])
+            for o_old, o_new in zip(sub.output, inner.output):
+                if o_old:
+                    rename[o_old] = o_new
+            for a in inner.attribute:  # a nested branch may read values this branch produced
+                if a.type == onnx.AttributeProto.GRAPH:
+                    _rename_outer_refs(a.g, rename, None)
+            if not is_supported(inner.op_type, ctx.opset):
+                raise OnnxImportError(ctx.where(f"unsupported ONNX operator {inner.op_type} in the taken branch"))
+            ctx.node = inner
+            _bind_outputs(ctx, inner, run_converter(ctx, inner))
+    finally:
+        ctx.node = outer
+    outs = []
+    for o in branch.output:
+        name = rename.get(o.name, o.name)
+        if not ctx.has(name):
+            raise OnnxImportError(ctx.where(f"branch output {o.name!r} is not produced"))
+        outs.append(ctx.known[name] if name in ctx.known else ctx.values[name])
     return outs

@@ -194,3 +194,19 @@ def test_resize_matches_torch_interpolate_and_differentiates(mode, ctm, torch_mo
     (y * ember.tensor(g)).sum().backward()
     (ty * torch.tensor(g)).sum().backward()
     np.testing.assert_allclose(xe.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_if_with_run_time_condition_is_one_clear_error():
+    from ember.runtime.onnx.importer import OnnxImportError
+    then_g = helper.make_graph([helper.make_node("Neg", ["x"], ["a"])], "t", [], [_vi("a", [2])])
+    else_g = helper.make_graph([helper.make_node("Abs", ["x"], ["b"])], "e", [], [_vi("b", [2])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)]
+    m = _model(nodes, [_vi("x", [2])], [_vi("y", [2])], [numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    with pytest.raises(OnnxImportError, match="If condition.*computed at run time"):
+        import_model(m)
+    # a condition known at import time selects its branch
+    m2 = _model(nodes[2:], [_vi("x", [2])], [_vi("y", [2])], [numpy_helper.from_array(np.array(False), "c")])
+    (y,) = _run(m2, np.array([-1.0, 2.0], np.float32))
+    np.testing.assert_array_equal(y, [1.0, 2.0])
