@@ -402,3 +402,110 @@ def batch_norm_training(ctx, node, x, scale, bias, mean, var):
     run_var = P.add(P.mul(var, _c(var, momentum)), P.mul(bvar, _c(bvar, 1 - momentum)))
     return [y, run_mean, run_var]
 
+
+
+# ------------------------------------------------------------------ einsum
+def _einsum_terms(ctx, eq: str, ranks: list[int]):
+    """Operand and output subscripts, with each '...' expanded into placeholder letters."""
+    eq = eq.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise OnnxImportError(ctx.where(f"equation {eq!r} has {len(terms)} operands, the node {len(ranks)}"))
+    n_ell = max([r - (len(t) - 3) for t, r in zip(terms, ranks) if "..." in t] or [0])
+    ell = [chr(0x391 + i) for i in range(n_ell)]   # Greek capitals: never a user subscript
+    out_terms = []
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            k = r - (len(t) - 3)
+            t = t.replace("...", "".join(ell[n_ell - k:]))
+        if len(t) != r or not all(c.isalpha() for c in t):
+            raise OnnxImportError(ctx.where(f"subscripts {t!r} do not match an operand of rank {r}"))
+        out_terms.append(t)
+    if arrow:
+        out = rhs.replace("...", "".join(ell))
+    else:
+        counts: dict = {}
+        for t in out_terms:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = "".join(ell) + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return out_terms, out
+
+
+def _diagonal(x: Value, term: str):
+    """Collapse repeated subscripts ('ii' -> 'i') by masking with the identity and summing."""
+    while True:
+        dup = next((c for c in term if term.count(c) > 1), None)
+        if dup is None:
+            return x, term
+        i = term.index(dup)
+        j = term.index(dup, i + 1)
+        n = x.shape[i]
+        eye = np.eye(n, dtype=x.dtype.np).reshape([n if a in (i, j) else 1 for a in range(x.type.ndim)])
+        x = P.sum_(P.mul(x, _bcast_to(P.constant(value=eye), x.shape)), dims=(j,), keepdim=False)
+        term = term[:j] + term[j + 1:]
+
+
+def _contract(a: Value, ta: str, b: Value, tb: str, keep: set, sizes: dict):
+    batch = [c for c in ta if c in tb and c in keep]
+    summed = [c for c in ta if c in tb and c not in keep]
+    a_only = [c for c in ta if c not in tb]
+    b_only = [c for c in tb if c not in ta]
+
+    def arrange(x, t, order):
+        perm = tuple(t.index(c) for c in order)
+        x = P.permute(x, dims=perm) if perm != tuple(range(len(t))) else x
+        full = tuple(sizes[c] for c in order)
+        return _bcast_to(x, full)
+    a3 = arrange(a, ta, batch + a_only + summed)
+    b3 = arrange(b, tb, batch + summed + b_only)
+    nb = int(np.prod([sizes[c] for c in batch], dtype=np.int64))
+    m = int(np.prod([sizes[c] for c in a_only], dtype=np.int64))
+    k = int(np.prod([sizes[c] for c in summed], dtype=np.int64))
+    n = int(np.prod([sizes[c] for c in b_only], dtype=np.int64))
+    y = P.matmul(P.reshape(a3, shape=(nb, m, k)), P.reshape(b3, shape=(nb, k, n)))
+    out = batch + a_only + b_only
+    return P.reshape(y, shape=tuple(sizes[c] for c in out)), "".join(out)
+
+
+@converter("Einsum")
+def _einsum(ctx, node):
+    xs = _ins(ctx)
+    eq = ctx.attr("equation")
+    if not eq:
+        raise OnnxImportError(ctx.where("missing equation"))
+    for x in xs:
+        if _numel(x.shape) is None:
+            raise OnnxImportError(ctx.where("Einsum needs static shapes"))
+    terms, out = _einsum_terms(ctx, eq, [x.type.ndim for x in xs])
+    sizes: dict = {}
+    for x, t in zip(xs, terms):
+        for c, d in zip(t, x.shape):
+            if sizes.get(c, 1) not in (1, d) and d != 1:
+                raise OnnxImportError(ctx.where(f"subscript {c!r} has sizes {sizes[c]} and {d}"))
+            sizes[c] = max(sizes.get(c, 1), d)
+    if any(c not in sizes for c in out) or len(set(out)) != len(out):
+        raise OnnxImportError(ctx.where(f"bad output subscripts {out!r}"))
+    ops = []
+    for i, (x, t) in enumerate(zip(xs, terms)):
+        x, t = _diagonal(x, t)
+        # subscripts used by no other operand and not in the output are summed right away
+        others = set(out).union(*[set(u) for j, u in enumerate(terms) if j != i])
+        lone = [a for a, c in enumerate(t) if c not in others]
+        if lone:
+            x = P.sum_(x, dims=tuple(lone), keepdim=False)
+            t = "".join(c for c in t if c in others)
+        ops.append((x, t))
+    acc, ta = ops[0]
+    for j in range(1, len(ops)):
+        keep = set(out).union(*[set(t) for _, t in ops[j + 1:]])
+        acc, ta = _contract(acc, ta, ops[j][0], ops[j][1], keep, sizes)
+    extra = tuple(a for a, c in enumerate(ta) if c not in out)
+    if extra:
+        acc = P.sum_(acc, dims=extra, keepdim=False)
+        ta = "".join(c for c in ta if c in out)
+    perm = tuple(ta.index(c) for c in out)
+    if perm != tuple(range(len(ta))):
+        acc = P.permute(acc, dims=perm)
+    return [_bcast_to(acc, tuple(sizes[c] for c in out))]

@@ -210,3 +210,19 @@ def test_if_with_run_time_condition_is_one_clear_error():
     m2 = _model(nodes[2:], [_vi("x", [2])], [_vi("y", [2])], [numpy_helper.from_array(np.array(False), "c")])
     (y,) = _run(m2, np.array([-1.0, 2.0], np.float32))
     np.testing.assert_array_equal(y, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("eq,shapes", [("ijk,ikl,lm->jm", [(2, 3, 4), (2, 4, 5), (5, 6)]),
+                                       ("...ij,...jk", [(2, 1, 3, 4), (5, 4, 2)]),
+                                       ("ii->", [(4, 4)]), ("bii,bj->bij", [(2, 3, 3), (2, 4)]),
+                                       ("i,j", [(3,), (4,)]), ("ij,ij->", [(3, 4), (3, 4)])])
+def test_einsum_matches_numpy(eq, shapes):
+    rng = np.random.default_rng(9)
+    xs = [rng.standard_normal(s) for s in shapes]
+    names = [f"x{i}" for i in range(len(xs))]
+    want = np.einsum(eq, *xs)
+    m = _model([helper.make_node("Einsum", names, ["y"], equation=eq)],
+               [_vi(n, list(s), TensorProto.DOUBLE) for n, s in zip(names, shapes)],
+               [_vi("y", list(want.shape), TensorProto.DOUBLE)], opset=12)
+    (y,) = _run(m, *xs)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
