@@ -509,3 +509,153 @@ def _einsum(ctx, node):
     if perm != tuple(range(len(ta))):
         acc = P.permute(acc, dims=perm)
     return [_bcast_to(acc, tuple(sizes[c] for c in out))]
+
+
+# ------------------------------------------------------------------ Lp pooling
+def _lp_pool2d(ctx, node):
+    from .import_ops import _spatial_attrs
+    (x,) = _ins(ctx)
+    k = tuple(int(v) for v in ctx.attr("kernel_shape"))
+    strides, padding, dilations = _spatial_attrs(ctx, x, k)
+    p = float(ctx.attr("p", 2))
+    c = x.shape[1]
+    if not isinstance(c, int):
+        raise OnnxImportError(ctx.where("LpPool needs a static channel count"))
+    if int(ctx.attr("ceil_mode", 0)):
+        pads = []
+        for size, kk, s, d, (lo, hi) in zip(x.shape[2:], k, strides, dilations, padding):
+            span = size + lo + hi - d * (kk - 1) - 1
+            extra = (-(-span // s) - span // s) * s  # the partial last window of ceil mode, zero-padded
+            pads.append((lo, hi + extra))
+        padding = tuple(pads)
+    # sum of |x|^p over each window: a depthwise convolution with a kernel of ones
+    ones = P.constant(value=np.ones((c, 1) + k, dtype=x.dtype.np))
+    powered = P.mul(P.abs_(x), P.abs_(x)) if p == 2 else P.pow_(P.abs_(x), _c(x, p))
+    s = P.nn.conv2d(powered, ones, stride=strides, padding=padding, dilation=dilations, groups=c)
+    return [P.sqrt(s) if p == 2 else P.pow_(s, _c(s, 1.0 / p))]
+
+
+def _global_lp_pool(ctx, node):
+    (x,) = _ins(ctx)
+    p = float(ctx.attr("p", 2))
+    dims = tuple(range(2, x.type.ndim))
+    s = P.sum_(P.pow_(P.abs_(x), _c(x, p)), dims=dims, keepdim=True)
+    return [P.pow_(s, _c(s, 1.0 / p))]
+
+
+def _register_pools():
+    from .import_ops import _one_d_as_2d
+    converter("LpPool")(_one_d_as_2d(_lp_pool2d))
+    converter("GlobalLpPool")(_global_lp_pool)
+
+
+_register_pools()
+
+
+# ------------------------------------------------------------------ N-d pooling from slices
+def _pool_geometry(ctx, x: Value, k: tuple):
+    """Strides, dilations, (lo, hi) pads, output sizes and ceil-mode extension per spatial axis (ONNX rules)."""
+    nd = len(k)
+    spatial = tuple(x.shape[2:])
+    if any(not isinstance(d, int) for d in spatial):
+        raise OnnxImportError(ctx.where("pooling over symbolic spatial sizes is not supported"))
+    strides = [int(s) for s in (ctx.attr("strides") or [1] * nd)]
+    dil = [int(d) for d in (ctx.attr("dilations") or [1] * nd)]
+    pads = [int(p) for p in (ctx.attr("pads") or [0] * (2 * nd))]
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    ceil = bool(int(ctx.attr("ceil_mode", 0)))
+    if len(strides) != nd or len(dil) != nd or len(pads) != 2 * nd:
+        raise OnnxImportError(ctx.where(f"attributes do not match a {nd}-D kernel"))
+    lo, hi = pads[:nd], pads[nd:]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        for i, (n, kk, s, d) in enumerate(zip(spatial, k, strides, dil)):
+            total = max((-(-n // s) - 1) * s + (kk - 1) * d + 1 - n, 0)
+            small, big = total // 2, total - total // 2
+            lo[i], hi[i] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+    elif auto_pad == "VALID":
+        lo, hi = [0] * nd, [0] * nd
+    outs, extra = [], []
+    for n, kk, s, d, a, b in zip(spatial, k, strides, dil, lo, hi):
+        span = n + a + b - d * (kk - 1) - 1
+        o = (-(-span // s) if ceil else span // s) + 1
+        if ceil and (o - 1) * s >= n + a:
+            o -= 1  # the last window would start in the right padding
+        if o < 1:
+            raise OnnxImportError(ctx.where(f"kernel {list(k)} does not fit spatial size {list(spatial)}"))
+        outs.append(o)
+        extra.append(max(0, (o - 1) * s + d * (kk - 1) + 1 - (n + a + b)))
+    return strides, dil, lo, hi, outs, extra
+
+
+def _window_reduce(y: Value, axis: int, k: int, s: int, d: int, o: int, combine) -> Value:
+    r = y.type.ndim
+    acc = None
+    for j in range(k):  # one strided slice per kernel tap
+        starts = tuple(j * d if a == axis else 0 for a in range(r))
+        stops = tuple(j * d + (o - 1) * s + 1 if a == axis else n for a, n in enumerate(y.shape))
+        steps = tuple(s if a == axis else 1 for a in range(r))
+        part = P.slice_(y, starts=starts, stops=stops, steps=steps)
+        acc = part if acc is None else combine(acc, part)
+    return acc
+
+
+def pool_nd(ctx, x: Value, kind: str, k: tuple, *, count_include_pad: bool = False, p: float = 2.0) -> Value:
+    """Max / average / Lp pooling of any rank, any pads and dilations: pad, then per axis combine the
+    kernel's strided slices (pooling over a box is separable)."""
+    strides, dil, lo, hi, outs, extra = _pool_geometry(ctx, x, k)
+    nd = len(k)
+    pads = ((0, 0), (0, 0)) + tuple((a, b + e) for a, b, e in zip(lo, hi, extra))
+    if kind == "max":
+        if x.dtype.is_floating_point:
+            fill = float("-inf")
+        else:
+            fill = bool(False) if x.dtype is T.bool_ else int(np.iinfo(x.dtype.np).min)
+        y, combine = P.pad(x, pads=pads, value=fill), P.maximum
+    else:
+        base = P.pow_(P.abs_(x), _c(x, p)) if kind == "lp" else x
+        y, combine = P.pad(base, pads=pads, value=0.0), P.add
+    for i in range(nd):
+        y = _window_reduce(y, 2 + i, k[i], strides[i], dil[i], outs[i], combine)
+    if kind == "lp":
+        return P.pow_(y, _c(y, 1.0 / p))
+    if kind == "avg":
+        # the divisor per output position: how many taps hit the input (or the explicit pads)
+        div = np.ones((), dtype=np.float64)
+        for i in range(nd):
+            n = x.shape[2 + i]
+            valid = np.concatenate([np.full(lo[i], float(count_include_pad)), np.ones(n),
+                                    np.full(hi[i], float(count_include_pad)), np.zeros(extra[i])])
+            cnt = np.array([valid[o * strides[i]: o * strides[i] + dil[i] * (k[i] - 1) + 1: dil[i]].sum()
+                            for o in range(outs[i])])
+            div = np.multiply.outer(div, cnt)
+        div = div.reshape((1, 1) + tuple(outs)).astype(x.dtype.np)
+        y = P.div(y, _bcast_to(P.constant(value=div), y.shape))
+    return y
+
+
+def _register_general_pools():
+    from .import_ops import _one_d_as_2d
+    from .importer import CONVERTERS
+
+    def with_fallback(primary, kind):
+        def conv(ctx, node):
+            x = ctx.value(node.input[0])
+            if len([o for o in node.output if o]) > 1 or int(ctx.attr("storage_order", 0)):
+                return primary(ctx, node)  # Indices / storage order: the primary path says why not
+            if x.type.ndim in (3, 4):
+                try:
+                    return primary(ctx, node)
+                except OnnxImportError:
+                    pass  # large pads, dilated average: the general path below
+            k = tuple(int(v) for v in ctx.attr("kernel_shape"))
+            if len(k) != x.type.ndim - 2:
+                raise OnnxImportError(ctx.where(f"kernel_shape {list(k)} does not match input rank {x.type.ndim}"))
+            return [pool_nd(ctx, x, kind, k, count_include_pad=bool(int(ctx.attr("count_include_pad", 0))),
+                            p=float(ctx.attr("p", 2)))]
+        return conv
+    converter("MaxPool")(with_fallback(CONVERTERS["MaxPool"], "max"))
+    converter("AveragePool")(with_fallback(CONVERTERS["AveragePool"], "avg"))
+    converter("LpPool")(with_fallback(_one_d_as_2d(_lp_pool2d), "lp"))
+
+
+_register_general_pools()

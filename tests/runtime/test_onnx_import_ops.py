@@ -226,3 +226,24 @@ def test_einsum_matches_numpy(eq, shapes):
                [_vi("y", list(want.shape), TensorProto.DOUBLE)], opset=12)
     (y,) = _run(m, *xs)
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+
+def test_3d_pooling_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(10).standard_normal((2, 3, 7, 6, 8)).astype(np.float32)
+    nodes = [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 2, 3], strides=[2, 1, 2],
+                              dilations=[2, 1, 1], pads=[1, 0, 1, 1, 1, 1], ceil_mode=1),
+             helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3, 2], strides=[2, 2, 1],
+                              pads=[1, 1, 0, 1, 1, 1], count_include_pad=0)]
+    m = _model(nodes, [_vi("x", [2, 3, 7, 6, 8])], [_vi("m", None), _vi("a", None)])
+    got_max, got_avg = _run(m, x)
+    F = torch.nn.functional
+    tx = torch.tensor(x)
+    # torch pads symmetrically: pad explicitly where ONNX's pads are asymmetric
+    want_max = F.max_pool3d(F.pad(tx, (1, 1, 0, 1, 1, 1), value=-np.inf), (3, 2, 3), stride=(2, 1, 2),
+                            dilation=(2, 1, 1), ceil_mode=True)
+    np.testing.assert_allclose(got_max, want_max.numpy(), rtol=1e-6)
+    ones = F.pad(torch.ones_like(tx), (0, 1, 1, 1, 1, 1))
+    sums = F.avg_pool3d(F.pad(tx, (0, 1, 1, 1, 1, 1)), (3, 3, 2), stride=(2, 2, 1), divisor_override=1)
+    counts = F.avg_pool3d(ones, (3, 3, 2), stride=(2, 2, 1), divisor_override=1)
+    np.testing.assert_allclose(got_avg, (sums / counts).numpy(), rtol=1e-5, atol=1e-6)
