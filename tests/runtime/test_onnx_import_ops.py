@@ -247,3 +247,60 @@ def test_3d_pooling_matches_torch():
     sums = F.avg_pool3d(F.pad(tx, (0, 1, 1, 1, 1, 1)), (3, 3, 2), stride=(2, 2, 1), divisor_override=1)
     counts = F.avg_pool3d(ones, (3, 3, 2), stride=(2, 2, 1), divisor_override=1)
     np.testing.assert_allclose(got_avg, (sums / counts).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _onnx_gates(w, order):
+    """torch packs gates in one order, ONNX in another: reorder blocks along dim 0."""
+    blocks = np.split(w, len(order), axis=0)
+    return np.concatenate([blocks[i] for i in order], axis=0)
+
+
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_bidirectional_rnn_matches_torch(kind):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    seq, batch, n_in, h = 5, 3, 4, 6
+    net = getattr(torch.nn, kind)(n_in, h, bidirectional=True)
+    order = [1, 0, 2] if kind == "GRU" else [0, 3, 1, 2]  # ONNX: GRU z,r,h; LSTM i,o,f,c
+    sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    W = np.stack([_onnx_gates(sd[f"weight_ih_l0{s}"], order) for s in ("", "_reverse")])
+    R = np.stack([_onnx_gates(sd[f"weight_hh_l0{s}"], order) for s in ("", "_reverse")])
+    B = np.stack([np.concatenate([_onnx_gates(sd[f"bias_ih_l0{s}"], order), _onnx_gates(sd[f"bias_hh_l0{s}"], order)])
+                  for s in ("", "_reverse")])
+    attrs = {"hidden_size": h, "direction": "bidirectional"}
+    if kind == "GRU":
+        attrs["linear_before_reset"] = 1  # torch's GRU applies the reset gate after the recurrent matmul
+    outs = ["Y", "Y_h"] + (["Y_c"] if kind == "LSTM" else [])
+    m = _model([helper.make_node(kind, ["x", "W", "R", "B"], outs, **attrs)], [_vi("x", [seq, batch, n_in])],
+               [_vi(o, None) for o in outs],
+               [numpy_helper.from_array(a.astype(np.float32), n) for a, n in ((W, "W"), (R, "R"), (B, "B"))])
+    x = np.random.default_rng(11).standard_normal((seq, batch, n_in)).astype(np.float32)
+    got = _run(m, x)
+    y, state = net(torch.tensor(x))
+    np.testing.assert_allclose(got[0], y.detach().numpy().reshape(seq, batch, 2, h).transpose(0, 2, 1, 3),
+                               rtol=1e-5, atol=1e-5)
+    states = state if kind == "LSTM" else (state,)
+    for g, s in zip(got[1:], states):
+        np.testing.assert_allclose(g, s.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_reverse_rnn_with_sequence_lens_starts_at_each_sequence_end():
+    rng = np.random.default_rng(12)
+    seq, batch, n_in, h = 6, 3, 2, 4
+    W, R = rng.standard_normal((1, h, n_in)), rng.standard_normal((1, h, h)) * 0.5
+    lens = np.array([6, 3, 1], np.int32)
+    x = rng.standard_normal((seq, batch, n_in))
+
+    def model(s, b, with_lens):
+        ins = ["x", "W", "R", "", "lens"] if with_lens else ["x", "W", "R"]
+        inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R")]
+        if with_lens:
+            inits.append(numpy_helper.from_array(lens, "lens"))
+        return _model([helper.make_node("RNN", ins, ["Y", "Y_h"], hidden_size=h, direction="reverse")],
+                      [_vi("x", [s, b, n_in], TensorProto.DOUBLE)], [_vi("Y", None), _vi("Y_h", None)], inits)
+    Y, Yh = _run(model(seq, batch, True), x)
+    for b, n in enumerate(lens):
+        y1, yh1 = _run(model(int(n), 1, False), x[:n, b:b + 1])
+        np.testing.assert_allclose(Y[:n, :, b], y1[:, :, 0], rtol=1e-12)
+        assert not Y[n:, :, b].any()
+        np.testing.assert_allclose(Yh[:, b], yh1[:, 0], rtol=1e-12)
