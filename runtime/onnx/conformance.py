@@ -36,6 +36,9 @@ PARTIAL = {
     "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "ScatterElements": "min/max/mul reductions",
     "ScatterND": "min/max/mul reductions",
+    "DFT": "the 2 inverse-DFT cases: their expected values carry complex64 FFT rounding noise (~2e-7) where the "
+           "exact transform is 0, beyond the cases' atol of 1e-7; ember computes the DFT in float64 "
+           "(checked against numpy in tests/runtime/test_onnx_import_ops.py)",
     "Dropout": "training mode with ratio > 0: ONNX's expected values come from numpy's legacy RNG seeded by the "
                "node's seed attribute; ember draws the mask from its own generator (seed not honoured), so those "
                "4 cases are checked for shapes, dtypes and y = mask * x / (1 - ratio) only "

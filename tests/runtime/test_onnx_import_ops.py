@@ -304,3 +304,29 @@ def test_reverse_rnn_with_sequence_lens_starts_at_each_sequence_end():
         np.testing.assert_allclose(Y[:n, :, b], y1[:, :, 0], rtol=1e-12)
         assert not Y[n:, :, b].any()
         np.testing.assert_allclose(Yh[:, b], yh1[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("inverse,onesided,complex_in,length", [(0, 0, True, None), (1, 0, True, None),
+                                                                (0, 1, False, 12), (1, 1, True, 9),
+                                                                (0, 0, False, 5)])
+def test_dft_matches_numpy_fft(inverse, onesided, complex_in, length):
+    rng = np.random.default_rng(13)
+    n = 7
+    z = rng.standard_normal((2, n, 3)) + (1j * rng.standard_normal((2, n, 3)) if complex_in else 0)
+    if inverse and onesided:
+        z = np.fft.rfft(rng.standard_normal((2, 2 * (n - 1), 3)), axis=1)  # a one-sided spectrum
+    x = np.stack([z.real, z.imag], -1) if complex_in else z.real[..., None]
+    ins = ["x", "len" if length else "", "axis"]
+    inits = [numpy_helper.from_array(np.array(1, np.int64), "axis")]
+    if length:
+        inits.append(numpy_helper.from_array(np.array(length, np.int64), "len"))
+    m = _model([helper.make_node("DFT", ins, ["y"], inverse=inverse, onesided=onesided)],
+               [_vi("x", list(x.shape), TensorProto.DOUBLE)], [_vi("y", None, TensorProto.DOUBLE)], inits, opset=20)
+    (y,) = _run(m, x)
+    if inverse and onesided:
+        want = np.fft.irfft(z, n=length, axis=1)[..., None]
+    else:
+        fn = np.fft.ifft if inverse else (np.fft.rfft if onesided else np.fft.fft)
+        w = fn(z, n=length, axis=1)
+        want = np.stack([w.real, w.imag], -1)
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)

@@ -1,0 +1,225 @@
+"""Converters for ONNX's index-driven operators: Compress, ReverseSequence, MaxUnpool,
+Col2Im, TensorScatter, DFT. Positions known at import time become constant indices
+for ``take`` / ``gather`` / ``index_add``; run-time positions (TensorScatter's write
+indices, MaxUnpool's indices) are computed with elementwise primitives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.ir import ops as P
+from ember.ir import types as T
+from ember.ir.graph import Value
+
+from .import_ops import _axis, _ints, _numel, _opt, _scalar_like
+from .importer import OnnxImportError, converter
+
+
+def _bcast_to(v: Value, shape) -> Value:
+    return v if tuple(v.shape) == tuple(shape) else P.broadcast_to(v, shape=tuple(shape))
+
+
+def _static(ctx, x: Value, what: str) -> tuple:
+    if _numel(x.shape) is None:
+        raise OnnxImportError(ctx.where(f"{what} needs static shapes, got {list(x.shape)}"))
+    return tuple(x.shape)
+
+
+@converter("Compress")
+def _compress(ctx, node):
+    x = ctx.value(node.input[0])
+    cond = np.asarray(ctx.const(node.input[1], "the condition")).ravel().astype(bool)
+    axis = ctx.attr("axis")
+    if axis is None:
+        x = P.reshape(x, shape=(_numel(_static(ctx, x, "Compress")),))
+        axis = 0
+    else:
+        axis = _axis(axis, x.type.ndim, ctx)
+    n = x.shape[axis]
+    if isinstance(n, int) and cond.size > n:
+        raise OnnxImportError(ctx.where(f"condition of length {cond.size} is longer than dimension {n}"))
+    keep = np.nonzero(cond)[0].astype(np.int64)
+    return [P.take(x, P.constant(value=keep), dim=axis)]
+
+
+@converter("ReverseSequence")
+def _reverse_sequence(ctx, node):
+    x = ctx.value(node.input[0])
+    lens = np.asarray(ctx.const(node.input[1], "sequence_lens")).ravel().astype(np.int64)
+    shape = _static(ctx, x, "ReverseSequence")
+    t_ax = _axis(ctx.attr("time_axis", 0), x.type.ndim, ctx)
+    b_ax = _axis(ctx.attr("batch_axis", 1), x.type.ndim, ctx)
+    if t_ax == b_ax or lens.size != shape[b_ax] or (lens > shape[t_ax]).any() or (lens < 0).any():
+        raise OnnxImportError(ctx.where(f"bad sequence_lens {lens.tolist()} / axes for shape {list(shape)}"))
+    steps = np.arange(shape[t_ax])[:, None]
+    src = np.where(steps < lens[None, :], lens[None, :] - 1 - steps, steps)      # [time, batch]
+    if t_ax > b_ax:
+        src = src.T
+    idx_shape = [1] * x.type.ndim
+    idx_shape[t_ax], idx_shape[b_ax] = shape[t_ax], shape[b_ax]
+    idx = _bcast_to(P.constant(value=src.reshape(idx_shape)), shape)
+    return [P.gather(x, idx, dim=t_ax)]
+
+
+@converter("MaxUnpool")
+def _max_unpool(ctx, node):
+    x, idx = ctx.value(node.input[0]), ctx.value(node.input[1])
+    shape = _static(ctx, x, "MaxUnpool")
+    k = [int(v) for v in ctx.attr("kernel_shape")]
+    nd = len(k)
+    strides = [int(v) for v in (ctx.attr("strides") or [1] * nd)]
+    pads = [int(v) for v in (ctx.attr("pads") or [0] * (2 * nd))]
+    inferred = list(shape[:2]) + [(shape[2 + i] - 1) * strides[i] - (pads[i] + pads[nd + i]) + k[i]
+                                  for i in range(nd)]
+    total = int(np.prod(inferred))
+    flat = P.full(shape=(total,), value=0, dtype=x.dtype)
+    ii = idx if idx.dtype is T.int64 else P.cast(idx, dtype=T.int64)
+    y = P.reshape(P.index_add(flat, P.reshape(ii, shape=(int(np.prod(shape)),)),
+                              P.reshape(x, shape=(int(np.prod(shape)),)), dim=0), shape=tuple(inferred))
+    if _opt(ctx, 2):
+        out = [int(v) for v in _ints(ctx, node.input[2], "output_shape")]
+        if len(out) != len(inferred) or any(o < i for o, i in zip(out, inferred)):
+            raise OnnxImportError(ctx.where(f"output_shape {out} is smaller than {inferred}"))
+        y = P.pad(y, pads=tuple((0, o - i) for o, i in zip(out, inferred)), value=0.0)
+    return [y]
+
+
+@converter("Col2Im")
+def _col2im(ctx, node):
+    x = ctx.value(node.input[0])
+    image = [int(v) for v in _ints(ctx, node.input[1], "image_shape")]
+    block = [int(v) for v in _ints(ctx, node.input[2], "block_shape")]
+    nd = len(image)
+    dil = [int(v) for v in (ctx.attr("dilations") or [1] * nd)]
+    pads = [int(v) for v in (ctx.attr("pads") or [0] * (2 * nd))]
+    strides = [int(v) for v in (ctx.attr("strides") or [1] * nd)]
+    n, ck, length = _static(ctx, x, "Col2Im")
+    kk = int(np.prod(block))
+    if ck % kk:
+        raise OnnxImportError(ctx.where(f"{ck} channels are not a multiple of the block size {kk}"))
+    c = ck // kk
+    padded = [image[i] + pads[i] + pads[nd + i] for i in range(nd)]
+    counts = [(padded[i] - dil[i] * (block[i] - 1) - 1) // strides[i] + 1 for i in range(nd)]
+    if int(np.prod(counts)) != length:
+        raise OnnxImportError(ctx.where(f"{length} blocks do not tile image {image} (expected {counts})"))
+    # the padded-image position of each (kernel offset, block) column entry
+    offs = np.stack(np.meshgrid(*[np.arange(b) for b in block], indexing="ij"), -1).reshape(kk, nd)
+    starts = np.stack(np.meshgrid(*[np.arange(m) for m in counts], indexing="ij"), -1).reshape(length, nd)
+    pos = starts[None, :, :] * np.asarray(strides) + offs[:, None, :] * np.asarray(dil)      # [kk, L, nd]
+    flat_pos = np.ravel_multi_index(tuple(pos.reshape(-1, nd).T), padded).astype(np.int64)
+    cols = P.reshape(x, shape=(n, c, kk * length))
+    img = P.index_add(P.full(shape=(n, c, int(np.prod(padded))), value=0, dtype=x.dtype),
+                      P.constant(value=flat_pos), cols, dim=2)
+    img = P.reshape(img, shape=(n, c) + tuple(padded))
+    if any(pads):
+        img = P.slice_(img, starts=(0, 0) + tuple(pads[:nd]),
+                       stops=(n, c) + tuple(pads[i] + image[i] for i in range(nd)), steps=(1,) * (nd + 2))
+    return [img]
+
+
+@converter("TensorScatter")
+def _tensor_scatter(ctx, node):
+    cache, update = ctx.value(node.input[0]), ctx.value(node.input[1])
+    shape = _static(ctx, cache, "TensorScatter")
+    ushape = _static(ctx, update, "TensorScatter")
+    axis = _axis(ctx.attr("axis", -2), len(shape), ctx)
+    mode = ctx.attr("mode", "linear")
+    if mode not in ("linear", "circular") or axis == 0:
+        raise OnnxImportError(ctx.where(f"mode {mode!r} / axis {axis} is not supported"))
+    if any(a != b for i, (a, b) in enumerate(zip(shape, ushape)) if i != axis) or ushape[axis] > shape[axis]:
+        raise OnnxImportError(ctx.where(f"update {list(ushape)} does not fit cache {list(shape)}"))
+    m, u, b = shape[axis], ushape[axis], shape[0]
+    if _opt(ctx, 2):
+        w = ctx.value(node.input[2])
+        w = w if w.dtype is T.int64 else P.cast(w, dtype=T.int64)
+    else:
+        w = P.full(shape=(b,), value=0, dtype=T.int64)
+    # cache slot s of batch b takes update[s - w_b] (mod m when circular) when that lies in [0, u)
+    bshape = [1] * len(shape)
+    bshape[0], bshape[axis] = b, m
+    wb = _bcast_to(P.reshape(w, shape=(b,) + (1,) * (len(shape) - 1)), tuple(bshape))
+    slots = _bcast_to(P.constant(value=np.arange(m, dtype=np.int64).reshape(
+        [m if i == axis else 1 for i in range(len(shape))])), tuple(bshape))
+    rel = P.sub(slots, wb)
+    if mode == "circular":
+        rel = P.remainder(rel, _scalar_like(rel, m))
+    hit = P.logical_and(P.ge(rel, _scalar_like(rel, 0)), P.lt(rel, _scalar_like(rel, u)))
+    src = P.where(hit, rel, _scalar_like(rel, 0))
+    gathered = P.gather(update, _bcast_to(src, shape), dim=axis)   # gather's index: the cache's shape
+    return [P.where(_bcast_to(hit, shape), gathered, cache)]
+
+
+# ------------------------------------------------------------------ DFT
+@converter("DFT")
+def _dft(ctx, node):
+    x = ctx.value(node.input[0])
+    shape = _static(ctx, x, "DFT")
+    r = len(shape)
+    if shape[-1] not in (1, 2):
+        raise OnnxImportError(ctx.where(f"the last dimension must be 1 (real) or 2 (complex), got {shape[-1]}"))
+    if ctx.opset >= 20:
+        axis = int(np.asarray(ctx.const(node.input[2], "axis")).ravel()[0]) if _opt(ctx, 2) else -2
+    else:
+        axis = int(ctx.attr("axis", 1))
+    axis = axis + r if axis < 0 else axis
+    if not 0 < axis < r - 1:
+        raise OnnxImportError(ctx.where(f"axis {axis} must be a signal axis of a rank-{r} input"))
+    inverse, onesided = bool(int(ctx.attr("inverse", 0))), bool(int(ctx.attr("onesided", 0)))
+    n_in = shape[axis]
+    irfft = onesided and inverse   # one-sided spectrum in, real signal out
+    default_n = 2 * (n_in - 1) if irfft else n_in
+    n = int(np.asarray(ctx.const(node.input[1], "dft_length")).ravel()[0]) if _opt(ctx, 1) else default_n
+    if n < 1:
+        raise OnnxImportError(ctx.where(f"dft_length must be positive, got {n}"))
+    # real / imaginary parts with the signal axis last
+    perm = tuple(i for i in range(r - 1) if i != axis) + (axis,)
+    parts = []
+    for k in range(shape[-1]):
+        p = P.slice_(x, starts=(0,) * (r - 1) + (k,), stops=shape[:-1] + (k + 1,), steps=(1,) * r)
+        p = P.permute(P.reshape(p, shape=shape[:-1]), dims=perm)
+        parts.append(p)
+    lead = tuple(shape[i] for i in perm[:-1])
+    if irfft:
+        # the Hermitian spectrum's other half doubles bins 1..; bin 0 (and n/2) count once, real part only
+        use, m = min(n // 2 + 1, n_in), n
+        k = np.arange(use)[:, None]
+        ang = 2 * np.pi * ((k * np.arange(n)[None, :]) % n) / n
+        w = np.where((k == 0) | ((n % 2 == 0) & (k == n // 2)), 1.0, 2.0) / n
+        cos, sin = w * np.cos(ang), w * np.sin(ang)
+    else:
+        m = n // 2 + 1 if onesided else n
+        use = min(n, n_in)  # zero padding adds nothing; truncation drops samples
+        t = np.arange(use)[:, None] * np.arange(m)[None, :]
+        ang = 2 * np.pi * (t % n) / n
+        cos, sin = np.cos(ang), np.sin(ang)
+        if inverse:
+            cos, sin = cos / n, sin / n
+    # float64 sums: a float32 matmul leaves ~1e-6 residue where the exact transform is 0
+    work = T.float64 if x.dtype in (T.float32, T.float16, T.bfloat16) else x.dtype
+    parts = [P.cast(p, dtype=work) for p in parts] if work is not x.dtype else parts
+
+    def mat(a):
+        return P.constant(value=a.astype(work.np))
+
+    def flat(p):
+        if use < n_in:
+            p = P.slice_(p, starts=(0,) * len(p.shape), stops=lead + (use,), steps=(1,) * len(p.shape))
+        return P.reshape(p, shape=(int(np.prod(lead, dtype=np.int64)), use))
+    xr = flat(parts[0])
+    xi = flat(parts[1]) if len(parts) > 1 else None
+    sign = 1.0 if inverse else -1.0   # e^{sign * i * angle}
+    yr = P.matmul(xr, mat(cos))
+    yi = P.matmul(xr, mat(sign * sin))
+    if irfft:  # y = sum_k w_k (Re X_k cos - Im X_k sin)
+        yr = P.sub(yr, P.matmul(xi, mat(sin))) if xi is not None else yr
+    elif xi is not None:
+        yr = P.sub(yr, P.matmul(xi, mat(sign * sin)))
+        yi = P.add(yi, P.matmul(xi, mat(cos)))
+    out = []
+    inv = tuple(sorted(range(r - 1), key=lambda d: perm[d]))
+    for y in ((yr,) if irfft else (yr, yi)):
+        y = y if y.dtype is x.dtype else P.cast(y, dtype=x.dtype)
+        y = P.permute(P.reshape(y, shape=lead + (m,)), dims=inv)
+        out.append(P.reshape(y, shape=tuple(y.shape) + (1,)))
+    return [out[0] if irfft else P.concat(*out, dim=r - 1)]
