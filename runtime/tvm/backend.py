@@ -6,6 +6,8 @@ Options (``ember.compile(fn, backend="tvm", options={...})``):
 - ``passes``: run ember's optimization pipeline (simplify, fold, cse, dce, fuse) first (default True);
 - ``matmul``: ``"blas"`` (CPU default: numpy's BLAS through a packed call) or ``"tvm"`` (GPU default);
 - ``schedule``: apply ember's CPU schedules to TVM's kernels (default True);
+- ``parallel``: parallel outer loops in TVM's kernels: False (default), True, or the least number
+  of elements a kernel must write (see ``schedule.py`` for why serial is the default);
 - ``cache``: use the persistent compile cache (default True; see ``cache.py``).
 
 Arrays cross without copies where TVM accepts them (``dlpack.py``); an output fed

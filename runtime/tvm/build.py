@@ -50,14 +50,14 @@ def is_gpu(target: tvm.target.Target) -> bool:
 def cpu_pipeline(target: tvm.target.Target, options: dict):
     """TVM's CPU pipeline with ember's schedules applied to every fused TIR kernel."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu
-    from .schedule import schedule_module
+    from .schedule import parallel_threshold, schedule_module
 
     @tvm.transform.module_pass(opt_level=0, name="ember_cpu_pipeline")
     def _pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         with target:
             mod = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legalize_passes())(mod)
             if options.get("schedule", True):
-                mod = schedule_module(mod, target, parallel=bool(options.get("parallel", False)))
+                mod = schedule_module(mod, target, parallel=parallel_threshold(options.get("parallel", False)))
             mod = tvm.transform.Sequential(cpu.dataflow_lower_passes(target)
                                            + cpu.finalize_passes(target))(mod)
         return mod
@@ -110,8 +110,8 @@ def scheduled_module(mod: tvm.IRModule, target: tvm.target.Target, options: dict
     with target:
         mod = tvm.transform.Sequential(legalize_passes())(mod)
         if options.get("schedule", True) and not is_gpu(target):
-            from .schedule import schedule_module
-            mod = schedule_module(mod, target, parallel=bool(options.get("parallel", False)))
+            from .schedule import parallel_threshold, schedule_module
+            mod = schedule_module(mod, target, parallel=parallel_threshold(options.get("parallel", False)))
     return mod
 
 

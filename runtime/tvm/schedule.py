@@ -14,9 +14,13 @@ at a time through intermediate buffers. Matmul and convolution go to BLAS
 - reductions (``_schedule_reduction``): vectorized over their contiguous axis, by ``rfactor`` into 8
   partial sums when that axis is reduced (BatchNorm statistics: 161 -> 21 us for 64x32x8x8), by moving
   the reduction loops outside it when it is kept (a bias gradient: 66 -> 3 us for 64x512);
-- no ``parallel``: on this 2-core machine TVM's thread pool and OpenBLAS fight for
-  the cores (measured 2.4 ms unscheduled vs 3.3 ms parallel for an MLP forward), and
-  these kernels are tiny next to the BLAS calls. ``options["parallel"]=True`` turns it on.
+- no ``parallel`` by default: on this 2-core machine TVM's thread pool and OpenBLAS fight for
+  the cores (measured 2.4 ms unscheduled vs 3.3 ms parallel for an MLP forward; a whole MLP
+  training step 3.3 -> 7.7 ms with every kernel parallel). ``options["parallel"]=True``
+  parallelizes every kernel, ``=N`` only kernels writing at least N elements: with N=65536
+  (only the SGD updates of the large weights) and TVM_THREAD_POOL_SPIN_COUNT=0 the training
+  steps measured within noise of serial (MLP b64 2.6-3.1 vs 3.0-3.3 ms, CNN b64 4.7-5.0 vs
+  4.2-5.5 ms), so serial stays the default.
 
 Every function is scheduled inside a try: a kernel this cannot handle keeps TVM's
 default loop nest, and ``build.py`` rebuilds without schedules if code generation
@@ -67,7 +71,17 @@ def _inline_all(sch) -> None:
             pass
 
 
-def _vectorize_spatial(sch, blk, parallel: bool) -> None:
+def _elements(sch, loops) -> int | None:
+    n = 1
+    for lp in loops:
+        ext = sch.get(lp).extent
+        if not isinstance(ext, tir.IntImm):
+            return None
+        n *= ext.value
+    return n
+
+
+def _vectorize_spatial(sch, blk, parallel: int) -> None:
     """Vectorize the innermost loop only (when its extent is static and wide enough).
 
     Fusing every loop into one and splitting it would make each index a div/mod of the fused
@@ -90,7 +104,7 @@ def _vectorize_spatial(sch, blk, parallel: bool) -> None:
             return
     elif n % 8 != 0:
         return
-    if parallel and len(loops) > 1:
+    if parallel and len(loops) > 1 and (_elements(sch, loops) or 0) >= parallel:
         sch.parallel(loops[0])
     sch.vectorize(inner)
 
@@ -158,7 +172,15 @@ def _schedule_reduction(sch, blk) -> None:
         sch.vectorize(inner)  # the init (first reduction step) stays a branch outside the lanes
 
 
-def schedule_primfunc(func: tir.PrimFunc, parallel: bool = False):
+def parallel_threshold(option) -> int:
+    """``options["parallel"]``: False/0 (no parallel loops), True (every kernel), or the least number of
+    elements a kernel must write to get a parallel outer loop."""
+    if option is True:
+        return 1
+    return int(option or 0)
+
+
+def schedule_primfunc(func: tir.PrimFunc, parallel: int = 0):
     """A scheduled copy of ``func``, or None when it is left as TVM made it."""
     sch = s_tir.Schedule(func)
     try:
@@ -188,7 +210,7 @@ def schedule_primfunc(func: tir.PrimFunc, parallel: bool = False):
     return sch.mod["main"]
 
 
-def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, parallel: bool = False) -> tvm.IRModule:
+def schedule_module(mod: tvm.IRModule, target: tvm.target.Target, parallel: int = 0) -> tvm.IRModule:
     """Schedule every TIR function of ``mod`` (see the module docstring)."""
     out = mod
     for gv, func in mod.functions.items():

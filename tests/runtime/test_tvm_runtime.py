@@ -348,3 +348,29 @@ def test_passthrough_output_found_on_a_shared_first_call_is_copied_when_staged_l
     out1 = compiled([w1, xv])[1]
     compiled([_misaligned(np.full((4, 16), 5, dtype=np.float32)), xv])
     np.testing.assert_array_equal(out1, np.arange(64, dtype=np.float32))
+
+
+def test_parallel_threshold_parallelizes_only_large_kernels_and_keys_the_cache():
+    """``options["parallel"]=N`` gives a parallel outer loop to kernels writing at least N elements only;
+    the setting is part of the cache key (a parallel build is never served to a serial one)."""
+    from ember.runtime.tvm import cache
+    from ember.runtime.tvm.build import resolve_target, scheduled_module
+    from ember.runtime.tvm.lower import graph_to_relax
+    g = Graph("par")
+    big = g.add_input(T.TensorType(F32, (64, 32)), "big")
+    small = g.add_input(T.TensorType(F32, (2, 16)), "small")
+    with GraphBuilder(g):
+        g.outputs = [P.relu(big), P.relu(small)]
+    opts = {"parallel": 1024}
+    scheduled = scheduled_module(graph_to_relax(g, opts), resolve_target(), opts)
+    kernels = {gv.name_hint: f.script() for gv, f in scheduled.functions.items() if "T.prim_func" in f.script()}
+    parallel = {name for name, text in kernels.items() if "T.parallel" in text}
+    assert len(kernels) == 2 and len(parallel) == 1
+    assert "T.int64(64), T.int64(32)" in kernels[parallel.pop()]
+    target = resolve_target()
+    assert cache.cache_key(g, target, {"parallel": 1024})[0] != cache.cache_key(g, target, {})[0]
+    rng = np.random.default_rng(0)
+    bv, sv = rng.standard_normal((64, 32)).astype(np.float32), rng.standard_normal((2, 16)).astype(np.float32)
+    got_b, got_s = TVMCompiledGraph(g, dict(opts, cache=False, passes=False))([bv, sv])
+    np.testing.assert_array_equal(got_b, np.maximum(bv, 0))
+    np.testing.assert_array_equal(got_s, np.maximum(sv, 0))
