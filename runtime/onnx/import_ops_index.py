@@ -223,3 +223,110 @@ def _dft(ctx, node):
         y = P.permute(P.reshape(y, shape=lead + (m,)), dims=inv)
         out.append(P.reshape(y, shape=tuple(y.shape) + (1,)))
     return [out[0] if irfft else P.concat(*out, dim=r - 1)]
+
+
+# ------------------------------------------------------------------ GridSample
+def _reflect(v: Value, lo: float, hi: float) -> Value:
+    """Fold ``v`` back into [lo, hi] by reflecting at the borders (ONNX's _gs_reflect)."""
+    span = hi - lo
+    below, above = P.lt(v, _scalar_like(v, lo)), P.gt(v, _scalar_like(v, hi))
+    dx = P.where(below, P.sub(_scalar_like(v, lo), v), P.sub(v, _scalar_like(v, hi)))
+    dx = P.maximum(dx, _scalar_like(dx, 0))
+    n = P.floor(P.div(dx, _scalar_like(dx, span)))
+    r = P.sub(dx, P.mul(n, _scalar_like(n, span)))
+    even = P.eq(P.remainder(n, _scalar_like(n, 2)), _scalar_like(n, 0))
+    lo_r, hi_r = P.add(_scalar_like(r, lo), r), P.sub(_scalar_like(r, hi), r)
+    return P.where(below, P.where(even, lo_r, hi_r), P.where(above, P.where(even, hi_r, lo_r), v))
+
+
+def _cubic_weights(t: Value) -> list[Value]:
+    a = -0.75
+
+    def c(v):
+        return _scalar_like(t, v)
+    t1, q = P.add(t, c(1)), P.sub(c(1), t)
+    q1 = P.add(q, c(1))
+    w0 = P.sub(P.mul(P.add(P.mul(P.sub(P.mul(c(a), t1), c(5 * a)), t1), c(8 * a)), t1), c(4 * a))
+    w1 = P.add(P.mul(P.mul(P.sub(P.mul(c(a + 2), t), c(a + 3)), t), t), c(1))
+    w2 = P.add(P.mul(P.mul(P.sub(P.mul(c(a + 2), q), c(a + 3)), q), q), c(1))
+    w3 = P.sub(P.mul(P.add(P.mul(P.sub(P.mul(c(a), q1), c(5 * a)), q1), c(8 * a)), q1), c(4 * a))
+    return [w0, w1, w2, w3]
+
+
+@converter("GridSample")
+def _grid_sample(ctx, node):
+    x, grid = ctx.value(node.input[0]), ctx.value(node.input[1])
+    xs, gs = _static(ctx, x, "GridSample"), _static(ctx, grid, "GridSample")
+    nd = len(xs) - 2
+    if gs[-1] != nd or gs[0] != xs[0] or len(gs) != nd + 2:
+        raise OnnxImportError(ctx.where(f"grid {list(gs)} does not match input {list(xs)}"))
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(ctx.attr("mode", "linear"), ctx.attr("mode", "linear"))
+    pad_mode = ctx.attr("padding_mode", "zeros")
+    align = bool(int(ctx.attr("align_corners", 0)))
+    if mode not in ("nearest", "linear", "cubic") or pad_mode not in ("zeros", "border", "reflection"):
+        raise OnnxImportError(ctx.where(f"mode {mode!r} / padding_mode {pad_mode!r} is not supported"))
+    n, c, spatial = xs[0], xs[1], xs[2:]
+    q = int(np.prod(gs[1:-1]))
+    g = grid if grid.dtype is x.dtype else P.cast(grid, dtype=x.dtype)
+    g = P.reshape(g, shape=(n, q, nd))
+    coords = []
+    for d in range(nd):   # the grid lists coordinates innermost (x = width) first
+        size = spatial[d]
+        gd = P.reshape(P.slice_(g, starts=(0, 0, nd - 1 - d), stops=(n, q, nd - d), steps=(1, 1, 1)), shape=(n, q))
+        if align:
+            v = P.mul(P.add(gd, _scalar_like(gd, 1)), _scalar_like(gd, (size - 1) / 2))
+        else:
+            v = P.div(P.sub(P.mul(P.add(gd, _scalar_like(gd, 1)), _scalar_like(gd, size)), _scalar_like(gd, 1)),
+                      _scalar_like(gd, 2))
+        if mode == "nearest":
+            v = P.round_(v)   # half to even, as PyTorch / ONNX
+        lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+        if pad_mode == "border":
+            v = P.minimum(P.maximum(v, _scalar_like(v, 0)), _scalar_like(v, size - 1))
+        elif pad_mode == "reflection":
+            v = _reflect(v, lo, hi)
+        coords.append((v, lo, hi))
+
+    def tap(i: Value, d: int):
+        """(int64 index, validity mask or None) of integer-valued position ``i`` along spatial dim d."""
+        size = spatial[d]
+        mask = None
+        if pad_mode == "zeros":
+            mask = P.logical_and(P.ge(i, _scalar_like(i, 0)), P.le(i, _scalar_like(i, size - 1)))
+        elif pad_mode == "reflection":
+            i = _reflect(i, coords[d][1], coords[d][2])
+        i = P.minimum(P.maximum(i, _scalar_like(i, 0)), _scalar_like(i, size - 1))
+        return P.cast(i, dtype=T.int64), mask
+
+    per_dim = []   # per spatial dim: list of (index, mask, weight)
+    for d, (v, _, _) in enumerate(coords):
+        if mode == "nearest":
+            idx, mask = tap(P.cast(P.cast(v, dtype=T.int64), dtype=v.dtype), d)   # truncation, as the reference
+            per_dim.append([(idx, mask, None)])
+            continue
+        f = P.floor(v)
+        t = P.sub(v, f)
+        if mode == "linear":
+            offs, ws = (0, 1), [P.sub(_scalar_like(t, 1), t), t]
+        else:
+            offs, ws = (-1, 0, 1, 2), _cubic_weights(t)
+        per_dim.append([(*tap(P.add(f, _scalar_like(f, o)), d), w) for o, w in zip(offs, ws)])
+    strides = [int(np.prod(spatial[d + 1:])) for d in range(nd)]
+    flat_x = P.reshape(x, shape=(n, c, int(np.prod(spatial))))
+    acc = None
+    for combo in np.ndindex(*[len(p) for p in per_dim]):
+        lin, mask, weight = None, None, None
+        for d, k in enumerate(combo):
+            idx, m, w = per_dim[d][k]
+            term = P.mul(idx, _scalar_like(idx, strides[d])) if strides[d] != 1 else idx
+            lin = term if lin is None else P.add(lin, term)
+            mask = m if mask is None else (mask if m is None else P.logical_and(mask, m))
+            weight = w if weight is None else (weight if w is None else P.mul(weight, w))
+        vals = P.gather(flat_x, _bcast_to(P.reshape(lin, shape=(n, 1, q)), (n, c, q)), dim=2)
+        if mask is not None:
+            mw = P.cast(mask, dtype=x.dtype)
+            weight = mw if weight is None else P.mul(weight, mw)
+        if weight is not None:
+            vals = P.mul(vals, _bcast_to(P.reshape(weight, shape=(n, 1, q)), (n, c, q)))
+        acc = vals if acc is None else P.add(acc, vals)
+    return [P.reshape(acc, shape=(n, c) + tuple(gs[1:-1]))]

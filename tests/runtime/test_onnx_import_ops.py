@@ -330,3 +330,27 @@ def test_dft_matches_numpy_fft(inverse, onesided, complex_in, length):
         w = fn(z, n=length, axis=1)
         want = np.stack([w.real, w.imag], -1)
     np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode,pad,align", [("linear", "zeros", 0), ("linear", "reflection", 1),
+                                            ("nearest", "border", 0), ("cubic", "reflection", 0),
+                                            ("cubic", "zeros", 1)])
+def test_grid_sample_matches_torch_and_differentiates(mode, pad, align):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    grid = rng.uniform(-1.4, 1.4, size=(2, 4, 7, 2)).astype(np.float32)
+    m = _model([helper.make_node("GridSample", ["x", "g"], ["y"], mode=mode, padding_mode=pad, align_corners=align)],
+               [_vi("x", [2, 3, 5, 6]), _vi("g", [2, 4, 7, 2])], [_vi("y", [2, 3, 4, 7])], opset=20)
+    xe, ge = ember.tensor(x, requires_grad=True), ember.tensor(grid, requires_grad=True)
+    y = ember.onnx.load(m)(xe, ge)
+    tx, tg = torch.tensor(x, requires_grad=True), torch.tensor(grid, requires_grad=True)
+    ty = torch.nn.functional.grid_sample(tx, tg, mode={"linear": "bilinear", "cubic": "bicubic"}.get(mode, mode),
+                                         padding_mode=pad, align_corners=bool(align))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+    w = rng.standard_normal((2, 3, 4, 7)).astype(np.float32)
+    (y * ember.tensor(w)).sum().backward()
+    (ty * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(xe.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    if mode == "linear" and pad == "zeros":
+        np.testing.assert_allclose(ge.grad.numpy(), tg.grad.numpy(), rtol=1e-3, atol=1e-4)
