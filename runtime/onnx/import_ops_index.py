@@ -330,3 +330,73 @@ def _grid_sample(ctx, node):
             vals = P.mul(vals, _bcast_to(P.reshape(weight, shape=(n, 1, q)), (n, c, q)))
         acc = vals if acc is None else P.add(acc, vals)
     return [P.reshape(acc, shape=(n, c) + tuple(gs[1:-1]))]
+
+
+@converter("STFT")
+def _stft(ctx, node):
+    x = ctx.value(node.input[0])
+    b, length, k = _static(ctx, x, "STFT")
+    step = int(np.asarray(ctx.const(node.input[1], "frame_step")).ravel()[0])
+    window = ctx.value(node.input[2]) if _opt(ctx, 2) else None
+    if _opt(ctx, 3):
+        flen = int(np.asarray(ctx.const(node.input[3], "frame_length")).ravel()[0])
+    elif window is not None:
+        flen = int(window.shape[0])
+    else:
+        raise OnnxImportError(ctx.where("STFT needs a window or a frame_length"))
+    onesided = bool(int(ctx.attr("onesided", 1)))
+    if step < 1 or flen < 1 or flen > length or k not in (1, 2):
+        raise OnnxImportError(ctx.where(f"bad frame_step {step} / frame_length {flen} for signal {[b, length, k]}"))
+    frames = (length - flen) // step + 1
+    idx = (np.arange(frames)[:, None] * step + np.arange(flen)[None, :]).astype(np.int64)
+    framed = P.take(x, P.constant(value=idx), dim=1)                               # [b, F, flen, k]
+    work = T.float64 if x.dtype in (T.float32, T.float16, T.bfloat16) else x.dtype
+    framed = P.cast(framed, dtype=work) if work is not x.dtype else framed
+    if window is not None:
+        w = P.cast(window, dtype=work) if window.dtype is not work else window
+        framed = P.mul(framed, _bcast_to(P.reshape(w, shape=(1, 1, flen, 1)), (b, frames, flen, k)))
+    bins = flen // 2 + 1 if onesided else flen
+    ang = 2 * np.pi * ((np.arange(flen)[:, None] * np.arange(bins)[None, :]) % flen) / flen
+    cos, sin = P.constant(value=np.cos(ang).astype(work.np)), P.constant(value=np.sin(ang).astype(work.np))
+
+    def part(i):
+        p = P.slice_(framed, starts=(0, 0, 0, i), stops=(b, frames, flen, i + 1), steps=(1, 1, 1, 1))
+        return P.reshape(p, shape=(b * frames, flen))
+    xr = part(0)
+    yr, yi = P.matmul(xr, cos), P.neg(P.matmul(xr, sin))          # e^{-i angle}
+    if k == 2:
+        xi = part(1)
+        yr, yi = P.add(yr, P.matmul(xi, sin)), P.add(yi, P.matmul(xi, cos))
+    out = [P.reshape(y, shape=(b, frames, bins, 1)) for y in (yr, yi)]
+    y = P.concat(*out, dim=3)
+    return [y if y.dtype is x.dtype else P.cast(y, dtype=x.dtype)]
+
+
+@converter("Det")
+def _det(ctx, node):
+    (x,) = [ctx.value(node.input[0])]
+    shape = _static(ctx, x, "Det")
+    n = shape[-1]
+    if len(shape) < 2 or shape[-2] != n:
+        raise OnnxImportError(ctx.where(f"Det needs square matrices, got {list(shape)}"))
+    if n > 5:
+        raise OnnxImportError(ctx.where(f"Det of {n}x{n} matrices is not supported (ember expands up to 5x5)"))
+    import itertools
+    lead = shape[:-2]
+    r = len(shape)
+
+    def entry(i, j):
+        e = P.slice_(x, starts=(0,) * (r - 2) + (i, j), stops=lead + (i + 1, j + 1), steps=(1,) * r)
+        return P.reshape(e, shape=lead)
+    cells = {(i, j): entry(i, j) for i in range(n) for j in range(n)}
+    acc = None
+    for perm in itertools.permutations(range(n)):   # Leibniz: sum over permutations of signed products
+        sign = np.linalg.det(np.eye(n)[list(perm)])
+        term = cells[(0, perm[0])]
+        for i in range(1, n):
+            term = P.mul(term, cells[(i, perm[i])])
+        if acc is None:
+            acc = term if sign > 0 else P.neg(term)
+        else:
+            acc = P.add(acc, term) if sign > 0 else P.sub(acc, term)
+    return [acc]

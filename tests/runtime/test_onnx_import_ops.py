@@ -354,3 +354,26 @@ def test_grid_sample_matches_torch_and_differentiates(mode, pad, align):
     np.testing.assert_allclose(xe.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     if mode == "linear" and pad == "zeros":
         np.testing.assert_allclose(ge.grad.numpy(), tg.grad.numpy(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_det_matches_numpy(n):
+    x = np.random.default_rng(15).standard_normal((2, 3, n, n))
+    m = _model([helper.make_node("Det", ["x"], ["y"])], [_vi("x", [2, 3, n, n], TensorProto.DOUBLE)],
+               [_vi("y", [2, 3], TensorProto.DOUBLE)])
+    (y,) = _run(m, x)
+    np.testing.assert_allclose(y, np.linalg.det(x), rtol=1e-10, atol=1e-12)
+
+
+def test_stft_complex_signal_with_window_matches_numpy():
+    rng = np.random.default_rng(16)
+    z = rng.standard_normal((2, 40)) + 1j * rng.standard_normal((2, 40))
+    win = np.hanning(10)
+    x = np.stack([z.real, z.imag], -1)
+    m = _model([helper.make_node("STFT", ["x", "step", "w"], ["y"], onesided=0)],
+               [_vi("x", [2, 40, 2], TensorProto.DOUBLE)], [_vi("y", None, TensorProto.DOUBLE)],
+               [numpy_helper.from_array(np.array(7, np.int64), "step"), numpy_helper.from_array(win, "w")], opset=17)
+    (y,) = _run(m, x)
+    frames = np.stack([z[:, i * 7:i * 7 + 10] * win for i in range((40 - 10) // 7 + 1)], 1)
+    want = np.fft.fft(frames, axis=-1)
+    np.testing.assert_allclose(y, np.stack([want.real, want.imag], -1), rtol=1e-10, atol=1e-10)
