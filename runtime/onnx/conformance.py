@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import import_ops  # noqa: F401  registers the converters
-from .importer import NeedsStaticInput, OnnxImportError, evaluate, import_model, is_supported
+from .importer import NeedsStaticInput, OnnxImportError, evaluate, import_model, node_supported
 
 PASS, FAIL, UNSUPPORTED = "pass", "fail", "unsupported"
 # case modules whose file name is not the lower-cased operator name
@@ -114,7 +114,7 @@ def run_case(case) -> CaseResult:
     op = op_of(case)
     name = case.name
     opset = max((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    unknown = sorted({n.op_type for n in case.model.graph.node if not is_supported(n.op_type, opset)})
+    unknown = sorted({n.op_type for n in case.model.graph.node if not node_supported(n, opset)})
     if unknown:
         return CaseResult(name, op, UNSUPPORTED, f"operators {unknown}")
     in_names = [i.name for i in case.model.graph.input]

@@ -1282,4 +1282,4 @@ def _cumsum(ctx, node):
     return [P.permute(y, dims=inv) if perm != tuple(range(r)) else y]
 
 
-from . import import_ops_index, import_ops_math, import_ops_nn, import_resize, import_rnn  # noqa: E402,F401, I001
+from . import import_ops_index, import_ops_math, import_ops_nn, import_ops_train, import_resize, import_rnn  # noqa: E402,F401,I001,E501

@@ -50,6 +50,11 @@ Converter = Callable[["ImportContext", onnx.NodeProto], list]
 CONVERTERS: dict[str, Converter] = {}
 
 
+def _domain_converter(node) -> bool:
+    """Operators of other domains ember converts (ai.onnx.preview.training's optimizers), keyed "domain::op"."""
+    return f"{node.domain}::{node.op_type}" in CONVERTERS
+
+
 def converter(*op_types: str):
     def deco(fn: Converter) -> Converter:
         for op in op_types:
@@ -256,13 +261,16 @@ def import_model(src, *, static_inputs: Optional[dict] = None, params_as_inputs:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             opset = imp.version
+    if not opset and any(imp.domain == "ai.onnx.preview.training" for imp in model.opset_import):
+        opset = onnx.defs.onnx_opset_version()  # a training-preview-only model: default ops at the newest opset
     if not opset:
         raise OnnxImportError("the model imports no default-domain (ai.onnx) opset")
     local_functions = {(f.domain, f.name): f for f in model.functions}
     unknown = sorted({_text(n.op_type) if n.domain in ("", "ai.onnx") else f"{_text(n.domain)}::{_text(n.op_type)}"
                       for n in og.node
                       if (n.domain in ("", "ai.onnx") and not is_supported(n.op_type, opset))
-                      or (n.domain not in ("", "ai.onnx") and (n.domain, n.op_type) not in local_functions)})
+                      or (n.domain not in ("", "ai.onnx") and (n.domain, n.op_type) not in local_functions
+                          and not _domain_converter(n))})
     if unknown:
         raise OnnxImportError(f"unsupported ONNX operator(s): {', '.join(map(_text, unknown))}")
 
@@ -321,8 +329,10 @@ def import_model(src, *, static_inputs: Optional[dict] = None, params_as_inputs:
         for node in nodes:
             ctx.node = node
             builder.provenance = Provenance(module=node.name or node.op_type)
-            if node.domain not in ("", "ai.onnx"):
+            if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) in local_functions:
                 outs = _call_function(ctx, node, local_functions[(node.domain, node.op_type)])
+            elif node.domain not in ("", "ai.onnx"):
+                outs = CONVERTERS[f"{node.domain}::{node.op_type}"](ctx, node)
             else:
                 outs = run_converter(ctx, node)
             _bind_outputs(ctx, node, outs)
@@ -463,6 +473,13 @@ def _function_version(schema, opset: int) -> Optional[tuple[int, bool]]:
         return None
     usable = [c for c in cands if c[0] <= opset]
     return max(usable) if usable else min(cands)
+
+
+def node_supported(node: onnx.NodeProto, opset: int) -> bool:
+    """Whether ember imports this node (any domain; model-local functions aside)."""
+    if node.domain in ("", "ai.onnx"):
+        return is_supported(node.op_type, opset)
+    return _domain_converter(node)
 
 
 def is_supported(op_type: str, opset: int) -> bool:

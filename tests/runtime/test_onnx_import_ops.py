@@ -377,3 +377,28 @@ def test_stft_complex_signal_with_window_matches_numpy():
     frames = np.stack([z[:, i * 7:i * 7 + 10] * win for i in range((40 - 10) // 7 + 1)], 1)
     want = np.fft.fft(frames, axis=-1)
     np.testing.assert_allclose(y, np.stack([want.real, want.imag], -1), rtol=1e-10, atol=1e-10)
+
+
+def test_training_preview_adam_steps_match_torch_adam():
+    """ONNX's Adam with T = step count reproduces torch.optim.Adam (eps outside the bias-corrected sqrt
+    differs: ONNX adds eps to sqrt(h) before correction, so use a tiny eps)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(17)
+    x0 = rng.standard_normal(5)
+    grads = [rng.standard_normal(5) for _ in range(3)]
+    node = helper.make_node("Adam", ["r", "t", "x", "g", "v", "h"], ["x2", "v2", "h2"],
+                            domain="ai.onnx.preview.training", alpha=0.9, beta=0.999, epsilon=1e-12)
+    d = TensorProto.DOUBLE
+    g = helper.make_graph([node], "adam", [_vi("r", [], d), _vi("t", [], TensorProto.INT64)] +
+                          [_vi(n, [5], d) for n in ("x", "g", "v", "h")],
+                          [_vi(n, [5], d) for n in ("x2", "v2", "h2")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("ai.onnx.preview.training", 1)], ir_version=10)
+    graph, _ = import_model(m)
+    x, v, h = x0, np.zeros(5), np.zeros(5)
+    p = torch.tensor(x0, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.1, eps=1e-12)
+    for step, gr in enumerate(grads, start=1):
+        x, v, h = evaluate(graph, [np.array(0.1), np.array(step, np.int64), x, gr, v, h])
+        p.grad = torch.tensor(gr)
+        opt.step()
+    np.testing.assert_allclose(x, p.detach().numpy(), rtol=1e-7)
