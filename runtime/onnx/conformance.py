@@ -30,7 +30,6 @@ _MODULE_OF = {"BatchNormalization": "batchnorm", "Identity": "identity", "Consta
 
 # operators whose import covers only part of ONNX's node tests, and why (the coverage notes)
 PARTIAL = {
-    "MaxPool": "the Indices output",
     "ConvTranspose": "3-D transposed convolution (ember's convolution primitives are 2-D; 1-D runs as 2-D)",
     "Cast": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",

@@ -553,6 +553,49 @@ _register_pools()
 
 
 # ------------------------------------------------------------------ N-d pooling from slices
+def max_pool_with_indices(ctx, x: Value, k: tuple, storage_order: int) -> list[Value]:
+    """MaxPool's values and flat argmax indices (ONNX: over the whole N*C*spatial tensor, row-major
+    or, with storage_order 1, column-major spatially). Axes are reduced innermost first, taps in
+    increasing order with a strict comparison, so ties go to the first position in row-major order."""
+    strides, dil, lo, hi, outs, extra = _pool_geometry(ctx, x, k)
+    nd, r = len(k), x.type.ndim
+    if not x.dtype.is_floating_point:
+        raise OnnxImportError(ctx.where("MaxPool indices need a floating-point input"))
+    y = P.pad(x, pads=((0, 0), (0, 0)) + tuple((a, b + e) for a, b, e in zip(lo, hi, extra)),
+              value=float("-inf"))
+    coords: dict = {}   # spatial axis -> int64 input coordinate of the running argmax
+    for i in reversed(range(nd)):
+        axis, o = 2 + i, outs[i]
+        acc, acc_coords = None, None
+        for j in range(k[i]):
+            starts = tuple(j * dil[i] if a == axis else 0 for a in range(r))
+            stops = tuple(j * dil[i] + (o - 1) * strides[i] + 1 if a == axis else n for a, n in enumerate(y.shape))
+            steps = tuple(strides[i] if a == axis else 1 for a in range(r))
+            part = P.slice_(y, starts=starts, stops=stops, steps=steps)
+            pc = {a: P.slice_(c, starts=starts, stops=stops, steps=steps) for a, c in coords.items()}
+            here = (np.arange(o) * strides[i] + j * dil[i] - lo[i]).astype(np.int64)
+            pc[i] = _bcast_to(P.constant(value=here.reshape([o if a == axis else 1 for a in range(r)])),
+                              tuple(part.shape))
+            if acc is None:
+                acc, acc_coords = part, pc
+                continue
+            better = P.gt(part, acc)
+            acc = P.where(better, part, acc)
+            acc_coords = {a: P.where(better, pc[a], acc_coords[a]) for a in pc}
+        y, coords = acc, acc_coords
+    n, c = x.shape[0], x.shape[1]
+    spatial = list(x.shape[2:])
+    order = list(range(nd)) if not storage_order else list(reversed(range(nd)))
+    flat = None
+    for a in order:   # spatial offset, then the batch and channel blocks in front
+        flat = coords[a] if flat is None else P.add(P.mul(flat, _full(spatial[a], T.int64, tuple(y.shape))),
+                                                      coords[a])
+    nc = np.arange(n * c, dtype=np.int64).reshape(n, c, *([1] * nd)) * int(np.prod(spatial))
+    flat = P.add(flat, _bcast_to(P.constant(value=nc), tuple(y.shape)))
+    return [y, flat]
+
+
+
 def _pool_geometry(ctx, x: Value, k: tuple):
     """Strides, dilations, (lo, hi) pads, output sizes and ceil-mode extension per spatial axis (ONNX rules)."""
     nd = len(k)
@@ -640,8 +683,9 @@ def _register_general_pools():
     def with_fallback(primary, kind):
         def conv(ctx, node):
             x = ctx.value(node.input[0])
-            if len([o for o in node.output if o]) > 1 or int(ctx.attr("storage_order", 0)):
-                return primary(ctx, node)  # Indices / storage order: the primary path says why not
+            if kind == "max" and len(node.output) > 1 and node.output[1]:
+                k = tuple(int(v) for v in ctx.attr("kernel_shape"))
+                return max_pool_with_indices(ctx, x, k, int(ctx.attr("storage_order", 0)))
             if x.type.ndim in (3, 4):
                 try:
                     return primary(ctx, node)

@@ -402,3 +402,19 @@ def test_training_preview_adam_steps_match_torch_adam():
         p.grad = torch.tensor(gr)
         opt.step()
     np.testing.assert_allclose(x, p.detach().numpy(), rtol=1e-7)
+
+
+def test_maxpool_indices_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(18).integers(0, 4, size=(2, 3, 7, 6)).astype(np.float32)  # many ties
+    m = _model([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1])],
+               [_vi("x", [2, 3, 7, 6])], [_vi("y", None), _vi("i", None, TensorProto.INT64)])
+    y, idx = _run(m, x)
+    ty, ti = torch.nn.functional.max_pool2d(torch.nn.functional.pad(torch.tensor(x), (0, 1, 0, 0), value=-np.inf),
+                                            (3, 2), stride=(2, 1), padding=(1, 0), return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    # torch indexes the (right-padded) plane; ONNX the whole unpadded tensor
+    ti = ti.numpy()
+    h, w = np.divmod(ti, 7)
+    plane = np.arange(6).reshape(1, 6, 1, 1) * 42
+    np.testing.assert_array_equal(idx, (h * 6 + w + plane.reshape(2, 3, 1, 1)))
