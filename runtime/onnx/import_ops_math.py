@@ -16,7 +16,7 @@ from ember.ir import ops as P
 from ember.ir import types as T
 from ember.ir.graph import Value
 
-from .import_ops import _axis, _full, _ins, _numel, _scalar_like
+from .import_ops import _axis, _full, _ins, _numel, _scalar_like, bcast
 from .importer import OnnxImportError, converter, onnx_dtype
 
 
@@ -703,3 +703,78 @@ def _register_general_pools():
 
 
 _register_general_pools()
+
+
+# ------------------------------------------------------------------ bit shifts
+@converter("BitShift")
+def _bitshift(ctx, node):
+    from .import_ops import _same_dtype
+    a, b = _ins(ctx)
+    _same_dtype(ctx, a, b)
+    a, b = bcast(ctx, a, b)
+    direction = ctx.attr("direction")
+    if direction not in ("LEFT", "RIGHT") or a.dtype.is_floating_point or a.dtype is T.bool_:
+        raise OnnxImportError(ctx.where(f"direction {direction!r} on {a.dtype.name} is not supported"))
+    info = np.iinfo(a.dtype.np)
+    width, signed = info.bits, info.min < 0
+    # 2**s for each valid shift, in a's dtype; 2**(width-1) wraps to the minimum for signed types, which
+    # still gives the wrapped left shift (a * 2**(width-1) mod 2**width)
+    table = np.array([1 << s for s in range(width)], dtype=object)
+    table = np.array([int(v) - (1 << width) if signed and v > info.max else int(v) for v in table],
+                     dtype=a.dtype.np)
+    out = P.logical_or(P.lt(b, _c(b, 0)), P.ge(b, _c(b, width)))
+    s = P.cast(P.minimum(P.maximum(b, _c(b, 0)), _c(b, width - 1)), dtype=T.int64)
+    factor = P.take(P.constant(value=table), s, dim=0)
+    neg = P.lt(a, _c(a, 0)) if signed else None
+    if direction == "LEFT":
+        y = P.where(out, _c(a, 0), P.mul(a, factor))
+    else:
+        y = P.floor_divide(a, factor)   # arithmetic shift: floor division by 2**s
+        sign_fill = P.where(neg, _c(a, -1), _c(a, 0)) if signed else _c(a, 0)
+        if signed:  # a shift by width-1 (the wrapped factor) or more leaves only the sign
+            out = P.logical_or(out, P.eq(b, _c(b, width - 1)))
+        y = P.where(out, sign_fill, y)
+    return [y]
+
+
+# ------------------------------------------------------------------ bitwise logic (no bitwise primitive)
+@converter("BitwiseNot")
+def _bitwise_not(ctx, node):
+    (a,) = _ins(ctx)
+    if a.dtype.is_floating_point or a.dtype is T.bool_:
+        raise OnnxImportError(ctx.where(f"BitwiseNot of {a.dtype.name} is not supported"))
+    info = np.iinfo(a.dtype.np)
+    # two's complement: ~a = -a - 1 (signed), max - a (unsigned)
+    return [P.sub(P.neg(a), _c(a, 1)) if info.min < 0 else P.sub(_c(a, int(info.max)), a)]
+
+
+def _bitwise(op_type):
+    def conv(ctx, node):
+        from .import_ops import _same_dtype
+        a, b = _ins(ctx)
+        _same_dtype(ctx, a, b)
+        a, b = bcast(ctx, a, b)
+        if a.dtype.is_floating_point or a.dtype is T.bool_:
+            raise OnnxImportError(ctx.where(f"{op_type} of {a.dtype.name} is not supported"))
+        info = np.iinfo(a.dtype.np)
+        width, signed = info.bits, info.min < 0
+        # bit by bit: floor division is an arithmetic shift, so bit k of a is (a // 2**k) mod 2 even for
+        # negative a; the top bit's weight wraps to the type's minimum for signed types
+        acc = None
+        for k in range(width):
+            div = _c(a, int(info.min) if signed and k == width - 1 else 1 << k)   # the bit's weight
+            if k == width - 1 and signed:
+                ba, bb = P.lt(a, _c(a, 0)), P.lt(b, _c(b, 0))                  # the sign bit
+            else:
+                two = _c(a, 2)
+                ba = P.eq(P.remainder(P.floor_divide(a, _c(a, 1 << k)), two), _c(a, 1))
+                bb = P.eq(P.remainder(P.floor_divide(b, _c(b, 1 << k)), two), _c(b, 1))
+            bit = {"BitwiseAnd": P.logical_and, "BitwiseOr": P.logical_or, "BitwiseXor": P.logical_xor}[op_type](ba, bb)
+            term = P.where(bit, div, _c(a, 0))
+            acc = term if acc is None else P.add(acc, term)
+        return [acc]
+    return conv
+
+
+for _op in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
+    converter(_op)(_bitwise(_op))

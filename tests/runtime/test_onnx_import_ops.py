@@ -418,3 +418,27 @@ def test_maxpool_indices_match_torch():
     h, w = np.divmod(ti, 7)
     plane = np.arange(6).reshape(1, 6, 1, 1) * 42
     np.testing.assert_array_equal(idx, (h * 6 + w + plane.reshape(2, 3, 1, 1)))
+
+
+@pytest.mark.parametrize("dtype,onnx_t", [(np.int8, TensorProto.INT8), (np.int32, TensorProto.INT32),
+                                          (np.uint8, TensorProto.UINT8), (np.int64, TensorProto.INT64)])
+def test_bitwise_and_shifts_match_numpy(dtype, onnx_t):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(19)
+    a = rng.integers(info.min, info.max, size=20, dtype=dtype, endpoint=True)
+    b = rng.integers(info.min, info.max, size=20, dtype=dtype, endpoint=True)
+    s = rng.integers(0, info.bits, size=20).astype(dtype)
+    ops = {"BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor}
+    nodes = [helper.make_node(op, ["a", "b"], [op]) for op in ops]
+    nodes += [helper.make_node("BitwiseNot", ["a"], ["not"]),
+              helper.make_node("BitShift", ["a", "s"], ["left"], direction="LEFT"),
+              helper.make_node("BitShift", ["a", "s"], ["right"], direction="RIGHT")]
+    outs = list(ops) + ["not", "left", "right"]
+    m = _model(nodes, [_vi("a", [20], onnx_t), _vi("b", [20], onnx_t), _vi("s", [20], onnx_t)],
+               [_vi(o, [20], onnx_t) for o in outs])
+    got = dict(zip(outs, _run(m, a, b, s)))
+    for op, fn in ops.items():
+        np.testing.assert_array_equal(got[op], fn(a, b), err_msg=op)
+    np.testing.assert_array_equal(got["not"], np.invert(a))
+    np.testing.assert_array_equal(got["left"], np.left_shift(a, s))
+    np.testing.assert_array_equal(got["right"], np.right_shift(a, s))
