@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -23,9 +24,10 @@ from .importer import NeedsStaticInput, OnnxImportError, evaluate, import_model,
 
 PASS, FAIL, UNSUPPORTED = "pass", "fail", "unsupported"
 # case modules whose file name is not the lower-cased operator name
-_MODULE_OF = {"BatchNormalization": "batchnorm", "Identity": "identity", "Constant": "constant",
+_MODULE_OF = {"Identity": "identity", "Constant": "constant",
               "ReduceLogSumExp": "reduce_log_sum_exp", "ReduceLogSum": "reduce_log_sum", "Mod": "mod",
-              "IsInf": "isinf", "IsNaN": "isnan"}
+              "IsInf": "isinf", "IsNaN": "isnan", "SoftmaxCrossEntropyLoss": "softmaxcrossentropy",
+              "BatchNormalization": "batch_normalization"}
 
 
 # operators whose import covers only part of ONNX's node tests, and why (the coverage notes)
@@ -47,6 +49,13 @@ PARTIAL = {
 # that have converters) and pass all their node tests
 CLAIMED_BY_FUNCTION = ["AffineGrid", "Attention", "BlackmanWindow", "CausalConvWithState", "HammingWindow",
                        "HannWindow", "RotaryEmbedding"]
+
+
+def _module_candidates(op: str) -> list[str]:
+    """File names ONNX gives an operator's case module: "instance_normalization", "and_", "rangeop", ..."""
+    snake = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", op).lower()
+    out = [_MODULE_OF[op]] if op in _MODULE_OF else []
+    return out + [op.lower(), snake, op.lower() + "_", snake + "_", op.lower() + "op"]
 
 
 @dataclass
@@ -102,8 +111,8 @@ def load_cases(op_types=None) -> list:
             node_pkg._TargetOpType = None
             have = {m.name for m in pkgutil.iter_modules(node_pkg.__path__)}
             for op in op_types:
-                mod = _MODULE_OF.get(op, op.lower())
-                if mod in have:
+                mods = [m for m in _module_candidates(op) if m in have]
+                for mod in (mods[:1] or sorted(have)):  # unknown module name: load them all
                     importlib.import_module(f"{node_pkg.__name__}.{mod}")
     wanted = set(op_types)
     return [c for c in node_pkg._NodeTestCases if op_of(c) in wanted]

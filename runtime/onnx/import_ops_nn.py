@@ -260,3 +260,78 @@ def _center_crop_pad(ctx, node):
         zero = False if x.dtype is T.bool_ else (0.0 if x.dtype.is_floating_point else 0)
         x = P.pad(x, pads=tuple(pads), value=zero)
     return [x]
+
+
+# ------------------------------------------------------------------ linear attention (recurrent form)
+def _heads(x: Value, heads: int) -> Value:
+    """(B, T, H*D) -> (B, H, T, D)."""
+    b, t, hd = x.shape
+    return P.permute(P.reshape(x, shape=(b, t, heads, hd // heads)), dims=(0, 2, 1, 3))
+
+
+def _step(x4: Value, i: int) -> Value:
+    """Time step ``i`` of a (B, H, T, D) tensor as (B, H, D)."""
+    b, h, _, d = x4.shape
+    return P.reshape(P.slice_(x4, starts=(0, 0, i, 0), stops=(b, h, i + 1, d), steps=(1, 1, 1, 1)), shape=(b, h, d))
+
+
+@converter("LinearAttention")
+def _linear_attention(ctx, node):
+    q, k, v = (ctx.value(node.input[i]) for i in range(3))
+    past = ctx.value(node.input[3]) if _opt(ctx, 3) else None
+    decay = ctx.value(node.input[4]) if _opt(ctx, 4) else None
+    beta = ctx.value(node.input[5]) if _opt(ctx, 5) else None
+    rule = ctx.attr("update_rule", "gated_delta")
+    hq, hkv = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+    if rule not in ("linear", "gated", "delta", "gated_delta") or not hq or not hkv or int(hq) % int(hkv):
+        raise OnnxImportError(ctx.where(f"bad update_rule {rule!r} / heads {hq}, {hkv}"))
+    hq, hkv = int(hq), int(hkv)
+    gating, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    if gating != (decay is not None) or delta != (beta is not None):
+        raise OnnxImportError(ctx.where(f"update_rule {rule!r} needs decay: {gating}, beta: {delta}"))
+    for x in (q, k, v):
+        _static_shape(ctx, x, "LinearAttention")
+        if x.type.ndim != 3:
+            raise OnnxImportError(ctx.where(f"query/key/value must be (B, T, H*D), got {list(x.shape)}"))
+    f32 = T.float32
+
+    def as32(x):
+        return x if x.dtype is f32 else P.cast(x, dtype=f32)
+    b, t, _ = q.shape
+    dk, dv, group = q.shape[2] // hq, v.shape[2] // hkv, hq // hkv
+    q4, k4, v4 = _heads(as32(q), hq), _heads(as32(k), hkv), _heads(as32(v), hkv)
+    scale = ctx.attr("scale")
+    scale = 1.0 / np.sqrt(dk) if not scale else float(scale)
+    state = as32(past) if past is not None else _full(0.0, f32, (b, hkv, dk, dv))
+    state_dtype = past.dtype if past is not None else q.dtype
+    if decay is not None:
+        dl = decay.shape[-1]
+        g4 = _heads(as32(decay), hkv) if dl == hkv * dk else \
+            P.permute(P.reshape(as32(decay), shape=(b, t, hkv, 1)), dims=(0, 2, 1, 3))
+    if beta is not None:
+        bl = beta.shape[-1]
+        b4 = P.permute(P.reshape(as32(beta), shape=(b, t, bl, 1)), dims=(0, 2, 1, 3))
+    full = (b, hkv, dk, dv)
+    outs = []
+    for i in range(t):
+        qt, kt, vt = _step(q4, i), _step(k4, i), _step(v4, i)
+        if gating:
+            g = P.exp(_step(g4, i))                                          # (B, Hkv, dk or 1)
+            state = P.mul(state, _bcast_to(P.reshape(g, shape=(b, hkv, g.shape[2], 1)), full))
+        if delta:
+            got = P.reshape(P.matmul(P.reshape(kt, shape=(b * hkv, 1, dk)), P.reshape(state, shape=(b * hkv, dk, dv))),
+                            shape=(b, hkv, dv))                              # S^T k
+            bt = _bcast_to(_step(b4, i), (b, hkv, 1)) if b4.shape[1] != hkv else _step(b4, i)
+            vt = P.mul(_bcast_to(bt, (b, hkv, dv)), P.sub(vt, got))
+        state = P.add(state, P.mul(_bcast_to(P.reshape(kt, shape=(b, hkv, dk, 1)), full),
+                                   _bcast_to(P.reshape(vt, shape=(b, hkv, 1, dv)), full)))
+        read = state
+        if group > 1:   # each kv head serves `group` consecutive query heads
+            read = P.reshape(_bcast_to(P.reshape(state, shape=(b, hkv, 1, dk, dv)), (b, hkv, group, dk, dv)),
+                             shape=(b, hq, dk, dv))
+        o = P.matmul(P.reshape(qt, shape=(b * hq, 1, dk)), P.reshape(read, shape=(b * hq, dk, dv)))
+        outs.append(P.reshape(P.mul(o, _scalar_like(o, scale)), shape=(b, hq, 1, dv)))
+    y = outs[0] if t == 1 else P.concat(*outs, dim=2)                       # (B, Hq, T, dv)
+    y = P.reshape(P.permute(y, dims=(0, 2, 1, 3)), shape=(b, t, hq * dv))
+    y = y if y.dtype is q.dtype else P.cast(y, dtype=q.dtype)
+    return [y, state if state.dtype is state_dtype else P.cast(state, dtype=state_dtype)]
