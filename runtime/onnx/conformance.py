@@ -35,8 +35,6 @@ PARTIAL = {
     "ConvTranspose": "3-D transposed convolution (ember's convolution primitives are 2-D; 1-D runs as 2-D)",
     "Cast": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
     "CastLike": "float8/int4/uint16..64/string types; float->bfloat16 rounding of one test's data",
-    "ScatterElements": "min/max/mul reductions",
-    "ScatterND": "min/max/mul reductions",
     "DFT": "the 2 inverse-DFT cases: their expected values carry complex64 FFT rounding noise (~2e-7) where the "
            "exact transform is 0, beyond the cases' atol of 1e-7; ember computes the DFT in float64 "
            "(checked against numpy in tests/runtime/test_onnx_import_ops.py)",
@@ -200,7 +198,8 @@ def coverage_notes() -> str:
              "sequence/optional operators count as unsupported. Control flow: `If` imports when its condition is "
              "known at import time (a shape test, a static input), as its taken branch; Loop/Scan are unsupported. "
              "Integer graph inputs that feed shapes (AffineGrid's size, window lengths, Resize's sizes) are bound "
-             "at import time, as a user does with `static_inputs`.", "",
+             "at import time, as a user does with `static_inputs`; so are the indices of ScatterElements/ScatterND "
+             "with mul/max/min reductions (no scatter-max primitive: the duplicates are planned at import time).", "",
              "Operators claimed only in part (tests/runtime/test_onnx_import.py asserts every other supported "
              "operator passes all its node tests):", ""]
     lines += [f"- **{op}**: {why}" for op, why in sorted(PARTIAL.items())]

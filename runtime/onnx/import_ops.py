@@ -910,6 +910,12 @@ def _scatter_elements(ctx, node):
     red = ctx.attr("reduction", "none")
     if red == "add":
         return [P.scatter_add(x, idx, src, dim=axis)]
+    if red in ("mul", "max", "min"):
+        # no scatter-max primitive: planned from indices known at import time
+        from .import_ops_index import scatter_reduce_static, static_scatter_positions_elements
+        pos = static_scatter_positions_elements(ctx, np.asarray(ctx.const(node.input[1], "the indices")),
+                                                tuple(x.shape), axis)
+        return [scatter_reduce_static(ctx, x, src, pos, red)]
     if red != "none":
         raise OnnxImportError(ctx.where(f"reduction {red!r} is not supported"))
     # replace: where any index hits a position, take the scattered value (indices assumed unique, as ONNX says)

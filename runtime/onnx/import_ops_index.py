@@ -400,3 +400,49 @@ def _det(ctx, node):
         else:
             acc = P.add(acc, term) if sign > 0 else P.sub(acc, term)
     return [acc]
+
+
+# ------------------------------------------------------------------ scatter with mul/max/min reductions
+def scatter_reduce_static(ctx, data: Value, updates: Value, positions: np.ndarray, reduction: str) -> Value:
+    """``data`` (flattened) with each update element combined into its flat position, in order.
+
+    ``positions`` (import-time, one per update element) are planned in numpy: the r-th update landing
+    on each position is one ``take``; duplicates apply in sequence like ONNX's reference."""
+    shape = _static(ctx, data, ctx.node.op_type)
+    total = int(np.prod(shape))
+    positions = positions.astype(np.int64).ravel()
+    if positions.size and (positions.min() < 0 or positions.max() >= total):
+        raise OnnxImportError(ctx.where("scatter index out of range"))
+    combine = {"mul": P.mul, "max": P.maximum, "min": P.minimum}[reduction]
+    flat = P.reshape(data, shape=(total,))
+    upd = P.reshape(updates, shape=(positions.size,))
+    order = np.argsort(positions, kind="stable")
+    rank = np.empty_like(order)
+    sorted_pos = positions[order]
+    starts = np.searchsorted(sorted_pos, sorted_pos, side="left")
+    rank[order] = np.arange(positions.size) - starts           # how many earlier updates share the position
+    for r in range(int(rank.max()) + 1 if positions.size else 0):
+        sel = np.full(total, -1, dtype=np.int64)
+        hit = rank == r
+        sel[positions[hit]] = np.nonzero(hit)[0]
+        vals = P.take(upd, P.constant(value=np.maximum(sel, 0)), dim=0)
+        mask = P.constant(value=sel >= 0)
+        flat = P.where(mask, combine(flat, vals), flat)
+    return P.reshape(flat, shape=shape)
+
+
+def static_scatter_positions_nd(ctx, idx_arr: np.ndarray, shape: tuple) -> np.ndarray:
+    """Flat element positions of ScatterND's index tuples (each addresses a slice)."""
+    k = idx_arr.shape[-1]
+    idx = idx_arr.reshape(-1, k).astype(np.int64)
+    idx = np.where(idx < 0, idx + np.asarray(shape[:k]), idx)
+    block = int(np.prod(shape[k:]))
+    base = np.ravel_multi_index(tuple(idx.T), shape[:k]) * block
+    return (base[:, None] + np.arange(block)[None, :]).ravel()
+
+
+def static_scatter_positions_elements(ctx, idx_arr: np.ndarray, shape: tuple, axis: int) -> np.ndarray:
+    idx = np.where(idx_arr < 0, idx_arr + shape[axis], idx_arr).astype(np.int64)
+    grids = list(np.indices(idx.shape))
+    grids[axis] = idx
+    return np.ravel_multi_index(tuple(grids), shape).ravel()

@@ -366,8 +366,14 @@ def _gather_nd(ctx, node):
 def _scatter_nd(ctx, node):
     data, idx, updates = _ins(ctx)
     red = ctx.attr("reduction", "none")
+    if red in ("mul", "max", "min"):
+        # no scatter-max primitive: planned from indices known at import time
+        from .import_ops_index import scatter_reduce_static, static_scatter_positions_nd
+        shape = tuple(data.shape)
+        pos = static_scatter_positions_nd(ctx, np.asarray(ctx.const(node.input[1], "the indices")), shape)
+        return [scatter_reduce_static(ctx, data, updates, pos, red)]
     if red not in ("none", "add"):
-        raise OnnxImportError(ctx.where(f"reduction {red!r} is not supported (none/add)"))
+        raise OnnxImportError(ctx.where(f"reduction {red!r} is not one of none/add/mul/max/min"))
     lin, flat_shape = _linear_index(ctx, idx, tuple(data.shape), 0)
     flat = P.reshape(data, shape=flat_shape)
     upd = P.reshape(updates, shape=tuple(lin.shape) + flat_shape[1:])

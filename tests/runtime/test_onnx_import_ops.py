@@ -442,3 +442,20 @@ def test_bitwise_and_shifts_match_numpy(dtype, onnx_t):
     np.testing.assert_array_equal(got["not"], np.invert(a))
     np.testing.assert_array_equal(got["left"], np.left_shift(a, s))
     np.testing.assert_array_equal(got["right"], np.right_shift(a, s))
+
+
+@pytest.mark.parametrize("reduction", ["mul", "max", "min"])
+def test_scatter_elements_reductions_with_duplicate_indices(reduction):
+    rng = np.random.default_rng(20)
+    data = rng.standard_normal((4, 5))
+    idx = rng.integers(-4, 4, size=(6, 5)).astype(np.int64)   # duplicates and negative indices
+    upd = rng.standard_normal((6, 5))
+    m = _model([helper.make_node("ScatterElements", ["d", "i", "u"], ["y"], axis=0, reduction=reduction)],
+               [_vi("d", [4, 5], TensorProto.DOUBLE), _vi("u", [6, 5], TensorProto.DOUBLE)],
+               [_vi("y", [4, 5], TensorProto.DOUBLE)], [numpy_helper.from_array(idx, "i")])
+    (y,) = _run(m, data, upd)
+    want = data.copy()
+    fn = {"mul": np.multiply, "max": np.maximum, "min": np.minimum}[reduction]
+    for (r, c), v in np.ndenumerate(upd):
+        want[idx[r, c] % 4, c] = fn(want[idx[r, c] % 4, c], v)
+    np.testing.assert_array_equal(y, want)
