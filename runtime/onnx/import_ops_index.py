@@ -446,3 +446,30 @@ def static_scatter_positions_elements(ctx, idx_arr: np.ndarray, shape: tuple, ax
     grids = list(np.indices(idx.shape))
     grids[axis] = idx
     return np.ravel_multi_index(tuple(grids), shape).ravel()
+
+
+@converter("MelWeightMatrix")
+def _mel_weight_matrix(ctx, node):
+    """A constant: triangular mel filters over the DFT bins (ONNX's definition, all inputs import-time)."""
+    from .importer import onnx_dtype
+    n_mel, dft_len, rate = (int(np.asarray(ctx.const(node.input[i], "MelWeightMatrix sizes")).ravel()[0])
+                            for i in range(3))
+    lo, hi = (float(np.asarray(ctx.const(node.input[i], "MelWeightMatrix edges")).ravel()[0]) for i in (3, 4))
+    if n_mel < 1 or dft_len < 1 or rate < 1:
+        raise OnnxImportError(ctx.where(f"bad sizes {n_mel}, {dft_len}, {rate}"))
+    dt = onnx_dtype(int(ctx.attr("output_datatype", 1)), ctx.where("output_datatype"))
+    bins = np.arange(0, n_mel + 2)
+    lo_mel, hi_mel = 2595 * np.log1p(lo / 700) / np.log(10), 2595 * np.log1p(hi / 700) / np.log(10)
+    freqs = 700 * np.expm1((bins * (hi_mel - lo_mel) / bins.shape[0] + lo_mel) / 2595 * np.log(10))
+    freqs = (((dft_len + 1) * freqs) // rate).astype(int)
+    out = np.zeros((dft_len // 2 + 1, n_mel))
+    for i in range(n_mel):
+        left, center, right = freqs[i], freqs[i + 1], freqs[i + 2]
+        if center == left:
+            out[center, i] = 1
+        else:
+            for j in range(left, center + 1):
+                out[j, i] = (j - left) / (center - left)
+        for j in range(center, right):
+            out[j, i] = (right - j) / (right - center)
+    return [out.astype(dt.np)]
