@@ -335,3 +335,41 @@ def _linear_attention(ctx, node):
     y = P.reshape(P.permute(y, dims=(0, 2, 1, 3)), shape=(b, t, hq * dv))
     y = y if y.dtype is q.dtype else P.cast(y, dtype=q.dtype)
     return [y, state if state.dtype is state_dtype else P.cast(state, dtype=state_dtype)]
+
+
+# ------------------------------------------------------------------ random generators
+def _random_dtype(ctx, default):
+    from .importer import onnx_dtype
+    dt = ctx.attr("dtype")
+    return default if dt is None else onnx_dtype(int(dt), ctx.where("dtype"))
+
+
+def _draw(ctx, node, shape, dtype):
+    """ember's generator draws (the node's seed attribute is not honoured: ember has one generator)."""
+    if not dtype.is_floating_point:
+        raise OnnxImportError(ctx.where(f"random draws of {dtype.name} are not supported"))
+    if node.op_type.startswith("RandomUniform"):
+        return P.uniform(shape=tuple(shape), low=float(ctx.attr("low", 0.0)), high=float(ctx.attr("high", 1.0)),
+                         dtype=dtype)
+    return P.normal(shape=tuple(shape), mean=float(ctx.attr("mean", 0.0)), std=float(ctx.attr("scale", 1.0)),
+                    dtype=dtype)
+
+
+@converter("RandomUniform", "RandomNormal")
+def _random(ctx, node):
+    return [_draw(ctx, node, [int(d) for d in ctx.attr("shape")], _random_dtype(ctx, T.float32))]
+
+
+@converter("RandomUniformLike", "RandomNormalLike")
+def _random_like(ctx, node):
+    x = ctx.value(node.input[0])
+    return [_draw(ctx, node, x.shape, _random_dtype(ctx, x.dtype))]
+
+
+@converter("Bernoulli")
+def _bernoulli(ctx, node):
+    p = ctx.value(node.input[0])
+    u = P.uniform(shape=tuple(p.shape), low=0.0, high=1.0, dtype=p.dtype)
+    hit = P.lt(u, p)
+    dt = _random_dtype(ctx, p.dtype)
+    return [P.cast(hit, dtype=dt)]

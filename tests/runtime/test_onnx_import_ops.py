@@ -459,3 +459,18 @@ def test_scatter_elements_reductions_with_duplicate_indices(reduction):
     for (r, c), v in np.ndenumerate(upd):
         want[idx[r, c] % 4, c] = fn(want[idx[r, c] % 4, c], v)
     np.testing.assert_array_equal(y, want)
+
+
+def test_random_generators_draw_with_the_requested_statistics():
+    p = np.full((200, 100), 0.3)
+    nodes = [helper.make_node("Bernoulli", ["p"], ["b"], dtype=TensorProto.FLOAT),
+             helper.make_node("RandomNormalLike", ["p"], ["n"], mean=2.0, scale=0.5),
+             helper.make_node("RandomUniform", [], ["u"], shape=[300, 100], low=-1.0, high=3.0)]
+    m = _model(nodes, [_vi("p", [200, 100], TensorProto.DOUBLE)],
+               [_vi("b", None), _vi("n", None, TensorProto.DOUBLE), _vi("u", None)])
+    b, n, u = _run(m, p)
+    assert b.dtype == np.float32 and set(np.unique(b)) <= {0.0, 1.0}
+    assert abs(b.mean() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / b.size)
+    assert n.dtype == np.float64 and abs(n.mean() - 2.0) < 0.02 and abs(n.std() - 0.5) < 0.02
+    assert u.dtype == np.float32 and u.shape == (300, 100) and u.min() >= -1.0 and u.max() < 3.0
+    assert abs(u.mean() - 1.0) < 0.05
