@@ -373,3 +373,53 @@ def _bernoulli(ctx, node):
     hit = P.lt(u, p)
     dt = _random_dtype(ctx, p.dtype)
     return [P.cast(hit, dtype=dt)]
+
+
+# ------------------------------------------------------------------ FlexAttention (ai.onnx.preview)
+@converter("ai.onnx.preview::FlexAttention")
+def _flex_attention(ctx, node):
+    from .importer import inline_graph, onnx_dtype
+    q, k, v = (ctx.value(node.input[i]) for i in range(3))
+    for x in (q, k, v):
+        _static_shape(ctx, x, "FlexAttention")
+        if x.type.ndim != 4:
+            raise OnnxImportError(ctx.where(f"Q, K, V must be rank 4, got {list(x.shape)}"))
+    b, hq, length, e = q.shape
+    _, hkv, s, ek = k.shape
+    if hq % hkv or ek != e or v.shape[1] != hkv or v.shape[2] != s:
+        raise OnnxImportError(ctx.where(f"incompatible Q {list(q.shape)}, K {list(k.shape)}, V {list(v.shape)}"))
+    scale = ctx.attr("scale")
+    scale = 1.0 / np.sqrt(e) if scale is None else float(scale)
+    prec = ctx.attr("softmax_precision")
+    if prec is not None:
+        work = onnx_dtype(int(prec), ctx.where("softmax_precision"))
+    else:
+        work = T.float32 if q.dtype in (T.float16, T.bfloat16) else q.dtype
+
+    def heads(x):   # GQA: each kv head serves consecutive query heads
+        r = hq // hkv
+        if r == 1:
+            return x
+        _, _, n, d = x.shape
+        return P.reshape(_bcast_to(P.reshape(x, shape=(b, hkv, 1, n, d)), (b, hkv, r, n, d)), shape=(b, hq, n, d))
+    # Q and K pre-scaled by sqrt(scale), in the input dtype, as ONNX's definition
+    root = float(np.sqrt(np.float32(scale)))
+    qs = P.mul(q, _scalar_like(q, root))
+    ks = P.mul(heads(k), _full(root, k.dtype, (b, hq, s, e)))
+    scores = P.matmul(qs, P.permute(ks, dims=(0, 1, 3, 2)))                   # (B, Hq, L, S)
+    scores = scores if scores.dtype is work else P.cast(scores, dtype=work)
+    prefix = f"{node.name or node.output[0]}/"
+    mod = ctx.attr("score_mod")
+    if mod is not None:
+        (scores,) = inline_graph(ctx, mod, {mod.input[0].name: scores}, prefix + "score_mod/")
+        scores = scores if scores.dtype is work else P.cast(scores, dtype=work)
+    m = P.amax(scores, dims=(3,), keepdim=True)
+    ex = P.exp(P.sub(scores, _bcast_to(m, scores.shape)))
+    probs = P.div(ex, _bcast_to(P.sum_(ex, dims=(3,), keepdim=True), scores.shape))
+    mod = ctx.attr("prob_mod")
+    if mod is not None:
+        (probs,) = inline_graph(ctx, mod, {mod.input[0].name: probs}, prefix + "prob_mod/")
+        probs = probs if probs.dtype is work else P.cast(probs, dtype=work)
+    vv = heads(v)
+    out = P.matmul(probs, vv if vv.dtype is work else P.cast(vv, dtype=work))
+    return [out if out.dtype is v.dtype else P.cast(out, dtype=v.dtype)]

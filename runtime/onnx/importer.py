@@ -614,13 +614,26 @@ def _if(ctx: ImportContext, node: onnx.NodeProto) -> list:
     if not isinstance(branch, onnx.GraphProto):
         raise OnnxImportError(ctx.where("missing then_branch/else_branch graph"))
     prefix = f"{node.name or node.output[0]}/{'then' if bool(cond.ravel()[0]) else 'else'}/"
+    return inline_graph(ctx, branch, {}, prefix)
+
+
+def inline_graph(ctx: ImportContext, g: onnx.GraphProto, bindings: dict, prefix: str) -> list:
+    """Import subgraph ``g``'s nodes into the current graph: its inputs bound to ``bindings``
+    ({input name: Value or array}), names it defines prefixed, other names read from the enclosing
+    scope. Returns its outputs (an If branch, FlexAttention's score_mod, ...)."""
     rename: dict = {}
-    for t in branch.initializer:
+    for name, v in bindings.items():
+        rename[name] = prefix + name
+        if isinstance(v, np.ndarray):
+            ctx.known[prefix + name] = v
+        else:
+            ctx.values[prefix + name] = v
+    for t in g.initializer:
         rename[t.name] = prefix + t.name
         ctx.known[prefix + t.name] = tensor_to_numpy(t, ctx.where(f"initializer {t.name!r}"))
     outer = ctx.node
     try:
-        for sub in branch.node:
+        for sub in g.node:
             inner = onnx.NodeProto()
             inner.CopyFrom(sub)
             del inner.input[:]
@@ -630,19 +643,19 @@ def _if(ctx: ImportContext, node: onnx.NodeProto) -> list:
             for o_old, o_new in zip(sub.output, inner.output):
                 if o_old:
                     rename[o_old] = o_new
-            for a in inner.attribute:  # a nested branch may read values this branch produced
+            for a in inner.attribute:  # a nested subgraph may read values this one produced
                 if a.type == onnx.AttributeProto.GRAPH:
                     _rename_outer_refs(a.g, rename, None)
-            if not is_supported(inner.op_type, ctx.opset):
-                raise OnnxImportError(ctx.where(f"unsupported ONNX operator {inner.op_type} in the taken branch"))
+            if not node_supported(inner, ctx.opset):
+                raise OnnxImportError(ctx.where(f"unsupported ONNX operator {inner.op_type} in a subgraph"))
             ctx.node = inner
             _bind_outputs(ctx, inner, run_converter(ctx, inner))
     finally:
         ctx.node = outer
     outs = []
-    for o in branch.output:
+    for o in g.output:
         name = rename.get(o.name, o.name)
         if not ctx.has(name):
-            raise OnnxImportError(ctx.where(f"branch output {o.name!r} is not produced"))
+            raise OnnxImportError(ctx.where(f"subgraph output {o.name!r} is not produced"))
         outs.append(ctx.known[name] if name in ctx.known else ctx.values[name])
     return outs
