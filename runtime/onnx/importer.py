@@ -381,7 +381,7 @@ def run_converter(ctx: ImportContext, node: onnx.NodeProto) -> list:
 
 
 _NO_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
-            "Bernoulli", "If"}
+            "Bernoulli", "If", "Scan"}
 
 
 def _fold(ctx: ImportContext, node: onnx.NodeProto, conv: Converter) -> Optional[list]:
@@ -659,3 +659,86 @@ def inline_graph(ctx: ImportContext, g: onnx.GraphProto, bindings: dict, prefix:
             raise OnnxImportError(ctx.where(f"subgraph output {o.name!r} is not produced"))
         outs.append(ctx.known[name] if name in ctx.known else ctx.values[name])
     return outs
+
+
+def _as_value(v):
+    from ember.ir.ops import constant
+    return constant(value=np.asarray(v)) if isinstance(v, np.ndarray) else v
+
+
+@converter("Scan")
+def _scan(ctx: ImportContext, node: onnx.NodeProto) -> list:
+    """Scan over a static sequence length: the body is inlined once per step (opset 8's batched
+    form: once per step and batch element)."""
+    from ember.ir import ops as P
+    body = ctx.attr("body")
+    m = int(ctx.attr("num_scan_inputs"))
+    names = list(node.input)
+    if ctx.opset < 9:   # Scan-8: [sequence_lens], states and scan inputs with a leading batch dim
+        lens_name, names = names[0], names[1:]
+    n_state = len(names) - m
+    if m < 1 or n_state < 0 or len(body.input) != len(names):
+        raise OnnxImportError(ctx.where(f"{len(names)} inputs do not match the body's {len(body.input)}"))
+    k = len(body.output) - n_state
+
+    def val(x):
+        return _as_value(ctx.known[x]) if x in ctx.known else ctx.value(x)
+    states, scans = [val(x) for x in names[:n_state]], [val(x) for x in names[n_state:]]
+    if ctx.opset >= 9:
+        return _scan_run(ctx, node, body, states, scans, list(ctx.attr("scan_input_axes") or [0] * m),
+                         list(ctx.attr("scan_input_directions") or [0] * m),
+                         list(ctx.attr("scan_output_axes") or [0] * k),
+                         list(ctx.attr("scan_output_directions") or [0] * k))
+    batch = scans[0].shape[0]
+    if lens_name:
+        lens = np.asarray(ctx.const(lens_name, "sequence_lens")).ravel()
+        if not (lens == scans[0].shape[1]).all():
+            raise OnnxImportError(ctx.where("Scan-8 with sequence_lens shorter than the input is not supported"))
+
+    def row(v, b):
+        sl = P.slice_(v, starts=(b,) + (0,) * (v.type.ndim - 1), stops=(b + 1,) + tuple(v.shape[1:]),
+                      steps=(1,) * v.type.ndim)
+        return P.reshape(sl, shape=tuple(v.shape[1:]))
+    dirs = list(ctx.attr("directions") or [0] * m)
+    per_batch = [_scan_run(ctx, node, body, [row(v, b) for v in states], [row(v, b) for v in scans], [0] * m, dirs,
+                           [0] * k, [0] * k, tag=f"b{b}") for b in range(batch)]
+    out = []
+    for j in range(n_state + k):
+        parts = [_as_value(r[j]) for r in per_batch]
+        parts = [P.reshape(p, shape=(1,) + tuple(p.shape)) for p in parts]
+        out.append(parts[0] if len(parts) == 1 else P.concat(*parts, dim=0))
+    return out
+
+
+def _scan_run(ctx, node, body, states, scans, in_axes, in_dirs, out_axes, out_dirs, tag=""):
+    from ember.ir import ops as P
+    n_state, k = len(states), len(body.output) - len(states)
+    axes = [a + s.type.ndim if a < 0 else a for a, s in zip(in_axes, scans)]
+    lengths = {s.shape[a] for s, a in zip(scans, axes)}
+    if len(lengths) != 1 or not isinstance(next(iter(lengths)), int):
+        raise OnnxImportError(ctx.where(f"scan inputs need one static length, got {sorted(map(str, lengths))}"))
+    steps = lengths.pop()
+    if steps > 4096:
+        raise OnnxImportError(ctx.where(f"a Scan of {steps} steps is too long to unroll"))
+    collected: list = [[] for _ in range(k)]
+    for t in range(steps):
+        bind = {body.input[i].name: states[i] for i in range(n_state)}
+        for j, (s, a, d) in enumerate(zip(scans, axes, in_dirs)):
+            i = steps - 1 - t if d else t
+            sl = P.slice_(s, starts=tuple(i if ax == a else 0 for ax in range(s.type.ndim)),
+                          stops=tuple(i + 1 if ax == a else n for ax, n in enumerate(s.shape)),
+                          steps=(1,) * s.type.ndim)
+            bind[body.input[n_state + j].name] = P.reshape(sl, shape=tuple(n for ax, n in enumerate(s.shape)
+                                                                           if ax != a))
+        outs = inline_graph(ctx, body, bind, f"{node.name or node.output[0]}/scan{tag}{t}/")
+        states = outs[:n_state]
+        for j in range(k):
+            collected[j].append(_as_value(outs[n_state + j]))
+    results = list(states)
+    for j in range(k):
+        parts = collected[j][::-1] if out_dirs[j] else collected[j]
+        r = parts[0].type.ndim + 1
+        a = out_axes[j] + r if out_axes[j] < 0 else out_axes[j]
+        parts = [P.reshape(p, shape=tuple(p.shape[:a]) + (1,) + tuple(p.shape[a:])) for p in parts]
+        results.append(parts[0] if len(parts) == 1 else P.concat(*parts, dim=a))
+    return results
