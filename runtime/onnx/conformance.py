@@ -143,7 +143,8 @@ def run_case(case) -> CaseResult:
                 except OnnxImportError as exc:
                     # a shape computed from an integer input (AffineGrid's size): bind those inputs too,
                     # as a user would with static_inputs
-                    ints = {k: v for k, v in feed.items() if v.dtype.kind in "iu" and k not in static}
+                    ints = {k: v for k, v in feed.items()
+                            if (v.dtype.kind in "iu" or v.size == 1) and k not in static}  # ints, scalars
                     if "computed at run time" not in str(exc) or not ints:
                         raise
                     static.update(ints)
@@ -196,11 +197,12 @@ def coverage_notes() -> str:
              "Operators without a converter whose ONNX schema defines a function body import as that body "
              "(ONNX's own composition, each operator converted as usual); fully passing this way: "
              + ", ".join(CLAIMED_BY_FUNCTION) + ". Dtypes ember lacks (uint16/32/64, float8, int4, strings) and "
-             "sequence/optional operators count as unsupported. Control flow: `If` imports when its condition is "
-             "known at import time (a shape test, a static input), as its taken branch; Loop/Scan are unsupported. "
-             "Integer graph inputs that feed shapes (AffineGrid's size, window lengths, Resize's sizes) are bound "
-             "at import time, as a user does with `static_inputs`; so are the indices of ScatterElements/ScatterND "
-             "with mul/max/min reductions (no scatter-max primitive: the duplicates are planned at import time).", "",
+             "sequence/optional operators count as unsupported. Control flow imports where it is static: `If` "
+             "with a condition known at import time becomes its taken branch, `Scan` and `Loop` (trip count or "
+             "condition known at import time) are unrolled. Integer or scalar graph inputs that feed shapes "
+             "(AffineGrid's size, window lengths, Range's bounds) are bound at import time, as a user does with "
+             "`static_inputs`; so are the indices of ScatterElements/ScatterND with mul/max/min reductions (no "
+             "scatter-max primitive: the duplicates are planned at import time).", "",
              "Operators claimed only in part (tests/runtime/test_onnx_import.py asserts every other supported "
              "operator passes all its node tests):", ""]
     lines += [f"- **{op}**: {why}" for op, why in sorted(PARTIAL.items())]

@@ -381,7 +381,7 @@ def run_converter(ctx: ImportContext, node: onnx.NodeProto) -> list:
 
 
 _NO_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
-            "Bernoulli", "If", "Scan"}
+            "Bernoulli", "If", "Scan", "Loop"}
 
 
 def _fold(ctx: ImportContext, node: onnx.NodeProto, conv: Converter) -> Optional[list]:
@@ -741,4 +741,51 @@ def _scan_run(ctx, node, body, states, scans, in_axes, in_dirs, out_axes, out_di
         a = out_axes[j] + r if out_axes[j] < 0 else out_axes[j]
         parts = [P.reshape(p, shape=tuple(p.shape[:a]) + (1,) + tuple(p.shape[a:])) for p in parts]
         results.append(parts[0] if len(parts) == 1 else P.concat(*parts, dim=a))
+    return results
+
+
+@converter("Loop")
+def _loop(ctx: ImportContext, node: onnx.NodeProto) -> list:
+    """Loop with an import-time trip count or condition: the body is inlined once per iteration
+    (the condition each iteration produces must be known at import time too)."""
+    from ember.ir import ops as P
+    body = ctx.attr("body")
+    names = list(node.input)
+    trip = int(np.asarray(ctx.const(names[0], "the trip count")).ravel()[0]) if names and names[0] else None
+    cond = bool(np.asarray(ctx.const(names[1], "the loop condition")).ravel()[0]) \
+        if len(names) > 1 and names[1] else True
+    carried = [ctx.known[x] if x in ctx.known else ctx.value(x) for x in names[2:]]
+    n = len(carried)
+    k = len(body.output) - 1 - n
+    if trip is None and not cond:
+        trip = 0
+    if trip is None:
+        trip = 1 << 62   # until the body's condition turns false
+    collected: list = [[] for _ in range(k)]
+    it = 0
+    while cond and it < trip:
+        if it >= 4096:
+            raise OnnxImportError(ctx.where("a Loop of more than 4096 iterations is too long to unroll"))
+        bind = {body.input[0].name: np.asarray(it, dtype=np.int64), body.input[1].name: np.asarray(cond)}
+        bind.update({body.input[2 + i].name: carried[i] for i in range(n)})
+        outs = inline_graph(ctx, body, bind, f"{node.name or node.output[0]}/loop{it}/")
+        c = outs[0]
+        if not isinstance(c, np.ndarray):
+            raise OnnxImportError(ctx.where("the Loop condition is computed at run time; ember unrolls loops "
+                                            "whose condition is known at import time"))
+        cond = bool(np.asarray(c).ravel()[0])
+        carried = outs[1:1 + n]
+        for j in range(k):
+            collected[j].append(outs[1 + n + j])
+        it += 1
+    results = list(carried)
+    for j in range(k):
+        if not collected[j]:
+            raise OnnxImportError(ctx.where("a Loop that runs zero times has empty scan outputs of unknown shape"))
+        if all(isinstance(p, np.ndarray) for p in collected[j]):
+            results.append(np.stack(collected[j]))
+            continue
+        parts = [_as_value(p) for p in collected[j]]
+        parts = [P.reshape(p, shape=(1,) + tuple(p.shape)) for p in parts]
+        results.append(parts[0] if len(parts) == 1 else P.concat(*parts, dim=0))
     return results

@@ -474,3 +474,27 @@ def test_random_generators_draw_with_the_requested_statistics():
     assert n.dtype == np.float64 and abs(n.mean() - 2.0) < 0.02 and abs(n.std() - 0.5) < 0.02
     assert u.dtype == np.float32 and u.shape == (300, 100) and u.min() >= -1.0 and u.max() < 3.0
     assert abs(u.mean() - 1.0) < 0.05
+
+
+def test_scan_reverse_cumsum_and_loop_with_run_time_condition():
+    from ember.runtime.onnx.importer import OnnxImportError
+    body = helper.make_graph([helper.make_node("Add", ["s_in", "x_t"], ["s_out"]),
+                              helper.make_node("Identity", ["s_out"], ["y_t"])], "body",
+                             [_vi("s_in", [3]), _vi("x_t", [3])], [_vi("s_out", [3]), _vi("y_t", [3])])
+    m = _model([helper.make_node("Scan", ["s0", "x"], ["s", "y"], body=body, num_scan_inputs=1,
+                                 scan_input_directions=[1], scan_output_axes=[1])],
+               [_vi("s0", [3]), _vi("x", [4, 3])], [_vi("s", [3]), _vi("y", [3, 4])])
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    s, y = _run(m, np.zeros(3, np.float32), x)
+    np.testing.assert_array_equal(s, x.sum(0))
+    np.testing.assert_array_equal(y, np.cumsum(x[::-1], 0).T)
+    # a loop that stops on data: one clear error
+    lbody = helper.make_graph([helper.make_node("ReduceSum", ["v_in"], ["tot"], keepdims=0),
+                               helper.make_node("Less", ["tot", "lim"], ["c_out"]),
+                               helper.make_node("Add", ["v_in", "v_in"], ["v_out"])], "lb",
+                              [_vi("i", [], TensorProto.INT64), _vi("c_in", [], TensorProto.BOOL), _vi("v_in", [2])],
+                              [_vi("c_out", [], TensorProto.BOOL), _vi("v_out", [2])])
+    lm = _model([helper.make_node("Loop", ["", "", "v0"], ["v"], body=lbody)], [_vi("v0", [2])], [_vi("v", [2])],
+                [numpy_helper.from_array(np.array(100.0, np.float32), "lim")])
+    with pytest.raises(OnnxImportError, match="Loop condition is computed at run time"):
+        import_model(lm)
