@@ -90,10 +90,16 @@ for _name, _op in _UNARY.items():
     LOWERINGS[_name] = _unary_rule(_op)
 
 
-def producer_of(ctx: LoweringContext, v) -> tuple:
-    """(context, node) producing ``v``, looking through fused-body inputs and into fused bodies."""
+def resolve_outer(ctx: LoweringContext, v) -> tuple:
+    """(context, value) that ``v`` stands for: a fused body's input resolves to the enclosing value."""
     while v.producer is None and v.name in ctx.outer:
         ctx, v = ctx.outer[v.name]
+    return ctx, v
+
+
+def producer_of(ctx: LoweringContext, v) -> tuple:
+    """(context, node) producing ``v``, looking through fused-body inputs and into fused bodies."""
+    ctx, v = resolve_outer(ctx, v)
     p = v.producer
     while p is not None and p.subgraph is not None:  # the body's own output producer
         body_out = p.subgraph.outputs[0]
@@ -195,13 +201,6 @@ _BINARY = {"sub": "Sub", "pow": "Pow", "maximum": "Max", "minimum": "Min"}
 
 class _Scalar:
     shape = ()
-
-
-def resolve_outer(ctx: LoweringContext, v) -> tuple:
-    """(context, value) that ``v`` stands for: a fused body's input resolves to the enclosing value."""
-    while v.producer is None and v.name in ctx.outer:
-        ctx, v = ctx.outer[v.name]
-    return ctx, v
 
 
 def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
