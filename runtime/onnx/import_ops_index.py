@@ -473,3 +473,23 @@ def _mel_weight_matrix(ctx, node):
         for j in range(center, right):
             out[j, i] = (right - j) / (right - center)
     return [out.astype(dt.np)]
+
+
+# ------------------------------------------------------------------ ai.onnx.ml
+@converter("ai.onnx.ml::Binarizer")
+def _binarizer(ctx, node):
+    x = ctx.value(node.input[0])
+    hit = P.gt(x, _scalar_like(x, float(ctx.attr("threshold", 0.0))))
+    return [P.cast(hit, dtype=x.dtype)]
+
+
+@converter("ai.onnx.ml::ArrayFeatureExtractor")
+def _array_feature_extractor(ctx, node):
+    x, idx = ctx.value(node.input[0]), ctx.value(node.input[1])
+    n = _numel(idx.shape)
+    if n is None:
+        raise OnnxImportError(ctx.where("indices need a static shape"))
+    flat = P.reshape(idx, shape=(n,)) if idx.type.ndim != 1 else idx
+    flat = flat if flat.dtype is T.int64 else P.cast(flat, dtype=T.int64)
+    y = P.take(x, flat, dim=x.type.ndim - 1)     # selects along the last axis
+    return [P.reshape(y, shape=(1, n)) if x.type.ndim == 1 else y]

@@ -261,8 +261,9 @@ def import_model(src, *, static_inputs: Optional[dict] = None, params_as_inputs:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             opset = imp.version
-    if not opset and any(imp.domain == "ai.onnx.preview.training" for imp in model.opset_import):
-        opset = onnx.defs.onnx_opset_version()  # a training-preview-only model: default ops at the newest opset
+    if not opset and any(imp.domain in ("ai.onnx.preview.training", "ai.onnx.ml", "ai.onnx.preview")
+                         for imp in model.opset_import):
+        opset = onnx.defs.onnx_opset_version()  # a model of another domain only: default ops at the newest opset
     if not opset:
         raise OnnxImportError("the model imports no default-domain (ai.onnx) opset")
     local_functions = {(f.domain, f.name): f for f in model.functions}
