@@ -493,3 +493,63 @@ def _array_feature_extractor(ctx, node):
     flat = flat if flat.dtype is T.int64 else P.cast(flat, dtype=T.int64)
     y = P.take(x, flat, dim=x.type.ndim - 1)     # selects along the last axis
     return [P.reshape(y, shape=(1, n)) if x.type.ndim == 1 else y]
+
+
+# ------------------------------------------------------------------ DeformConv
+@converter("DeformConv")
+def _deform_conv(ctx, node):
+    x, w, off = (ctx.value(node.input[i]) for i in range(3))
+    bias = ctx.value(node.input[3]) if _opt(ctx, 3) else None
+    mask = ctx.value(node.input[4]) if _opt(ctx, 4) else None
+    n, c, ih, iw = _static(ctx, x, "DeformConv") if x.type.ndim == 4 else (None,) * 4
+    if n is None:
+        raise OnnxImportError(ctx.where(f"only 2-D DeformConv is supported, got input {list(x.shape)}"))
+    oc, cg, kh, kw = _static(ctx, w, "DeformConv")
+    group, og = int(ctx.attr("group", 1)), int(ctx.attr("offset_group", 1))
+    sh, sw = [int(v) for v in (ctx.attr("strides") or [1, 1])]
+    dh, dw = [int(v) for v in (ctx.attr("dilations") or [1, 1])]
+    pt, pl, pb, pr = [int(v) for v in (ctx.attr("pads") or [0, 0, 0, 0])]
+    oh, ow = (ih + pt + pb - dh * (kh - 1) - 1) // sh + 1, (iw + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    kk, q = kh * kw, oh * ow
+    if c % group or c % og or cg * group != c or oc % group or tuple(off.shape) != (n, og * kk * 2, oh, ow):
+        raise OnnxImportError(ctx.where(f"inconsistent shapes X {list(x.shape)}, W {list(w.shape)}, "
+                                        f"offset {list(off.shape)}"))
+    # sampling positions: the kernel tap's place plus its learned offset, per offset group
+    o5 = P.reshape(off, shape=(n, og, kk, 2, q))
+
+    def comp(k):
+        return P.reshape(P.slice_(o5, starts=(0, 0, 0, k, 0), stops=(n, og, kk, k + 1, q), steps=(1,) * 5),
+                         shape=(n, og, kk, q))
+    ki, kj = np.divmod(np.arange(kk), kw)
+    yy, xx = np.divmod(np.arange(q), ow)
+    base_h = (yy[None, :] * sh - pt + ki[:, None] * dh).astype(x.dtype.np)
+    base_w = (xx[None, :] * sw - pl + kj[:, None] * dw).astype(x.dtype.np)
+    full = (n, og, kk, q)
+    hpos = P.add(comp(0), _bcast_to(P.constant(value=base_h.reshape(1, 1, kk, q)), full))
+    wpos = P.add(comp(1), _bcast_to(P.constant(value=base_w.reshape(1, 1, kk, q)), full))
+    h0, w0 = P.floor(hpos), P.floor(wpos)
+    lh, lw = P.sub(hpos, h0), P.sub(wpos, w0)
+    xg = P.reshape(x, shape=(n, og, c // og, ih * iw))
+    cols = None
+    for dy, wy in ((0, P.sub(_scalar_like(lh, 1), lh)), (1, lh)):
+        for dx, wx in ((0, P.sub(_scalar_like(lw, 1), lw)), (1, lw)):
+            hi, wi = P.add(h0, _scalar_like(h0, dy)), P.add(w0, _scalar_like(w0, dx))
+            valid = P.logical_and(P.logical_and(P.ge(hi, _scalar_like(hi, 0)), P.le(hi, _scalar_like(hi, ih - 1))),
+                                  P.logical_and(P.ge(wi, _scalar_like(wi, 0)), P.le(wi, _scalar_like(wi, iw - 1))))
+            hc = P.minimum(P.maximum(hi, _scalar_like(hi, 0)), _scalar_like(hi, ih - 1))
+            wc = P.minimum(P.maximum(wi, _scalar_like(wi, 0)), _scalar_like(wi, iw - 1))
+            idx = P.cast(P.add(P.mul(hc, _scalar_like(hc, iw)), wc), dtype=T.int64)
+            weight = P.mul(P.mul(wy, wx), P.cast(valid, dtype=x.dtype))
+            if mask is not None:
+                weight = P.mul(weight, P.reshape(mask, shape=full))
+            idx = _bcast_to(P.reshape(idx, shape=(n, og, 1, kk * q)), (n, og, c // og, kk * q))
+            vals = P.mul(P.gather(xg, idx, dim=3),
+                         _bcast_to(P.reshape(weight, shape=(n, og, 1, kk * q)), (n, og, c // og, kk * q)))
+            cols = vals if cols is None else P.add(cols, vals)
+    cols = P.reshape(cols, shape=(n, group, cg * kk, q))          # channel-major, kernel taps inner
+    wm = P.reshape(w, shape=(1, group, oc // group, cg * kk))
+    y = P.matmul(_bcast_to(wm, (n, group, oc // group, cg * kk)), cols)   # (N, group, oc/group, Q)
+    y = P.reshape(y, shape=(n, oc, oh, ow))
+    if bias is not None:
+        y = P.add(y, _bcast_to(P.reshape(bias, shape=(1, oc, 1, 1)), (n, oc, oh, ow)))
+    return [y]

@@ -498,3 +498,23 @@ def test_scan_reverse_cumsum_and_loop_with_run_time_condition():
                 [numpy_helper.from_array(np.array(100.0, np.float32), "lim")])
     with pytest.raises(OnnxImportError, match="Loop condition is computed at run time"):
         import_model(lm)
+
+
+def test_deform_conv_with_integer_offsets_is_a_shifted_conv():
+    """Offsets of whole pixels move each tap: with offset (+1, 0) everywhere, the one row of top padding is
+    cancelled and DeformConv equals a plain grouped, strided, dilated conv."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 4, 6, 7))
+    w = rng.standard_normal((6, 2, 3, 2))
+    off = np.zeros((2, 2 * 6 * 2, 3, 5))      # offset_group 2, kernel 3x2, output 3x5
+    off[:, 0::2] = 1.0                        # dy = +1 for every tap
+    attrs = dict(group=2, offset_group=2, strides=[2, 1], pads=[1, 0, 0, 0], dilations=[1, 2], kernel_shape=[3, 2])
+    m = _model([helper.make_node("DeformConv", ["x", "w", "o"], ["y"], **attrs)],
+               [_vi("x", [2, 4, 6, 7], TensorProto.DOUBLE), _vi("o", list(off.shape), TensorProto.DOUBLE)],
+               [_vi("y", None, TensorProto.DOUBLE)], [numpy_helper.from_array(w, "w")], opset=19)
+    (y,) = _run(m, x, off)
+    # tap row oh*2 - 1 + i + 1 = oh*2 + i of x: x with the bottom zero row the last tap can reach, unpadded on top
+    F = torch.nn.functional
+    want = F.conv2d(F.pad(torch.tensor(x), (0, 0, 0, 1)), torch.tensor(w), stride=(2, 1), dilation=(1, 2), groups=2)
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-10, atol=1e-10)
