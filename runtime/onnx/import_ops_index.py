@@ -553,3 +553,75 @@ def _deform_conv(ctx, node):
     if bias is not None:
         y = P.add(y, _bcast_to(P.reshape(bias, shape=(1, oc, 1, 1)), (n, oc, oh, ow)))
     return [y]
+
+
+# ------------------------------------------------------------------ RoiAlign
+def _roi_axis(start: Value, size: Value, bins: int, grid: int, limit: int):
+    """Per roi, bin and sample along one axis: (low index, high index, low weight, high weight, in range)."""
+    r = start.shape[0]
+    frac = ((np.arange(bins)[:, None] + (np.arange(grid)[None, :] + 0.5) / grid)).astype(start.dtype.np)
+    pos = P.add(_bcast_to(P.reshape(start, shape=(r, 1, 1)), (r, bins, grid)),
+                P.mul(_bcast_to(P.reshape(P.div(size, _scalar_like(size, bins)), shape=(r, 1, 1)), (r, bins, grid)),
+                      _bcast_to(P.constant(value=frac.reshape(1, bins, grid)), (r, bins, grid))))
+    inside = P.logical_and(P.ge(pos, _scalar_like(pos, -1.0)), P.le(pos, _scalar_like(pos, float(limit))))
+    p = P.maximum(pos, _scalar_like(pos, 0))
+    low = P.floor(p)
+    at_end = P.ge(low, _scalar_like(low, limit - 1))
+    low = P.where(at_end, _scalar_like(low, limit - 1), low)
+    p = P.where(at_end, low, p)
+    high = P.where(at_end, low, P.add(low, _scalar_like(low, 1)))
+    lw = P.sub(p, low)
+    return low, high, P.sub(_scalar_like(lw, 1), lw), lw, inside
+
+
+@converter("RoiAlign")
+def _roi_align(ctx, node):
+    x, rois, bidx = (ctx.value(node.input[i]) for i in range(3))
+    n, c, h, w = _static(ctx, x, "RoiAlign") if x.type.ndim == 4 else (None,) * 4
+    if n is None or rois.type.ndim != 2 or rois.shape[1] != 4:
+        raise OnnxImportError(ctx.where(f"X must be NCHW and rois [R, 4], got {list(x.shape)}, {list(rois.shape)}"))
+    r = rois.shape[0]
+    oh, ow = int(ctx.attr("output_height", 1)), int(ctx.attr("output_width", 1))
+    ratio, scale = int(ctx.attr("sampling_ratio", 0)), float(ctx.attr("spatial_scale", 1.0))
+    mode = ctx.attr("mode", "avg")
+    half = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 16 else "output_half_pixel")
+    if ratio <= 0:
+        raise OnnxImportError(ctx.where("sampling_ratio 0 (adaptive, data-dependent sample counts) is not supported"))
+    if mode not in ("avg", "max") or half not in ("half_pixel", "output_half_pixel"):
+        raise OnnxImportError(ctx.where(f"mode {mode!r} / {half!r} is not supported"))
+    off = 0.5 if half == "half_pixel" else 0.0
+    rs = rois if rois.dtype is x.dtype else P.cast(rois, dtype=x.dtype)
+
+    def col(i):
+        v = P.reshape(P.slice_(rs, starts=(0, i), stops=(r, i + 1), steps=(1, 1)), shape=(r,))
+        return P.sub(P.mul(v, _scalar_like(v, scale)), _scalar_like(v, off))
+    x1, y1, x2, y2 = col(0), col(1), col(2), col(3)
+    rw, rh = P.sub(x2, x1), P.sub(y2, y1)
+    if half == "output_half_pixel":   # malformed rois become 1x1
+        rw, rh = P.maximum(rw, _scalar_like(rw, 1.0)), P.maximum(rh, _scalar_like(rh, 1.0))
+    ylo, yhi, yw0, yw1, yin = _roi_axis(y1, rh, oh, ratio, h)     # [R, oh, g]
+    xlo, xhi, xw0, xw1, xin = _roi_axis(x1, rw, ow, ratio, w)     # [R, ow, g]
+    grid = (r, oh, ow, ratio, ratio)
+
+    def ys(v):
+        return _bcast_to(P.reshape(v, shape=(r, oh, 1, ratio, 1)), grid)
+
+    def xs(v):
+        return _bcast_to(P.reshape(v, shape=(r, 1, ow, 1, ratio)), grid)
+    valid = P.cast(P.logical_and(ys(yin), xs(xin)), dtype=x.dtype)
+    b = bidx if bidx.dtype is T.int64 else P.cast(bidx, dtype=T.int64)
+    xr = P.reshape(P.take(x, b, dim=0), shape=(r, c, h * w))
+    s = oh * ow * ratio * ratio
+    taps = []
+    for yy, wy in ((ylo, yw0), (yhi, yw1)):
+        for xx, wx in ((xlo, xw0), (xhi, xw1)):
+            idx = P.cast(P.add(P.mul(ys(yy), _scalar_like(ys(yy), w)), xs(xx)), dtype=T.int64)
+            wt = P.mul(P.mul(ys(wy), xs(wx)), valid)
+            vals = P.gather(xr, _bcast_to(P.reshape(idx, shape=(r, 1, s)), (r, c, s)), dim=2)
+            taps.append(P.mul(vals, _bcast_to(P.reshape(wt, shape=(r, 1, s)), (r, c, s))))
+    if mode == "avg":
+        acc = P.add(P.add(taps[0], taps[1]), P.add(taps[2], taps[3]))
+        y = P.sum_(P.reshape(acc, shape=(r, c, oh, ow, ratio * ratio)), dims=(4,), keepdim=False)
+        return [P.div(y, _scalar_like(y, ratio * ratio))]
+    acc = P.maximum(P.maximum(taps[0], taps[1]), P.maximum(taps[2], taps[3]))
+    return [P.amax(P.reshape(acc, shape=(r, c, oh, ow, ratio * ratio)), dims=(4,), keepdim=False)]
