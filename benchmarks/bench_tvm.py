@@ -12,11 +12,73 @@ linears).
 Columns: ember+TVM (``ember.compile(..., backend="tvm")``), ember+ONNX Runtime
 (``backend="onnxruntime"``), PyTorch eager, ``torch.compile`` (when it works here).
 
-Run: ``python benchmarks/bench_tvm.py [--quick] [--threads N]``.
+Run: ``python benchmarks/bench_tvm.py [--quick] [--threads N] [--sections compile,train,infer]
+[--baseline REV]``; ``--baseline REV`` first runs the training rows with ``runtime/tvm`` as of git
+revision REV (in a child process), so before/after figures come from one run.
 
-Figures (2-core shared VM, load average 9-14 from other jobs during the runs, ``--quick``;
-``OPENBLAS_NUM_THREADS=1`` so numpy's BLAS, which ember+TVM calls for matmul/conv, does not
-spin two threads on an oversubscribed machine; PyTorch with 2 threads suffered from the load too):
+Training rows: ember+TVM and PyTorch eager in alternating blocks with pauses (``compare_blocks``:
+runtimes' worker threads spin after each call, so call-by-call interleaving measured the other
+runtime's spinning threads), reported as the 20th percentile of the calls; ember+ORT, ember eager
+and ``torch.compile`` after them (medians). On this shared 2-core VM other jobs keep a core busy
+for seconds at a time, and every 2-thread runtime (numpy's OpenBLAS, PyTorch's OpenMP) then runs
+10-50x slower (2 -> 100 ms per step): a row where both columns are far above the figures below
+was measured during such a spell. The ratio "TVM vs torch" of one row is the figure to read.
+
+Before/after (training steps, SGD with momentum, ``--quick --threads 2``, 29 Nov 2026). "before"
+is runtime/tvm at d6a5a0c, "after" the changes listed below. Two kinds of run, each alternating
+before/after processes back to back:
+
+(a) ``bench_tvm.py --baseline d6a5a0c --sections train``, twice (rows marked * were measured
+    during a contention spell: ember+TVM and torch both 10x off, ratio not meaningful):
+
+    case             before: TVM   torch  torch/TVM     after: TVM   torch  torch/TVM
+    mlp train b64            4.45   3.86    0.87x              3.59   2.68    0.75x
+                               *      *       *                3.64   2.61    0.72x
+    mlp train b512             *      *       *                11.74  11.59    0.99x
+    cnn train b64            9.15   6.13    0.67x              5.19   7.17    1.38x
+                               *      *       *                4.46   5.12    1.15x
+
+(b) a focused script, 10th percentile of 48-64 calls in blocks, ms per step; "graph" is the
+    compiled graph alone (``c = fn._last; c.compiled(c.capture.gather([x, y])[0])``), without
+    ember.jit's per-call work (argument flattening, guards, write-back of parameters, gradients
+    and optimizer state), which another engineer is reducing:
+
+    case             before: step  graph  torch  torch/step       after: step  graph  torch  torch/step
+    mlp train b64            3.89   3.31   3.22   0.83x                 3.11   2.48   2.20   0.71x
+                             4.13   3.09   3.09   0.75x                 3.84   3.09   2.98   0.78x
+    mlp train b512          11.08  11.79  10.56   0.95x                 9.27   8.77   8.92   0.96x
+                            11.70  11.08  10.73   0.92x                12.26  12.88  12.59   1.03x
+    cnn train b64            7.93   8.35   5.10   0.64x                 4.43   3.53   4.60   1.04x
+                             7.57   7.88   5.27   0.70x                 5.21   4.68   6.58   1.26x
+
+What changed (profiled with the VM's instrument hook and per-kernel timing, then measured):
+
+- convolution: im2col in [K, N*Ho*Wo] layout when the output is at least as wide as the kernel,
+  as a standalone kernel (fused with the reshape into the GEMM operand, its loops were the flat
+  ones of the reshape, with a div/mod in every index): forward im2col 1.25 -> 0.21 ms, the
+  input-gradient (transposed conv) im2col 1.9 -> 0.40 ms, the weight-gradient one 0.58 -> 0.15 ms
+  (CNN b64, single-thread BLAS, instrumented);
+- reductions vectorized (``schedule.py``): BatchNorm statistics 161 -> 21 us, bias gradients
+  66 -> 3 us;
+- max-pool backward with non-overlapping windows: a select per pixel instead of a sum over taps
+  (0.44-1.0 -> ~0.05 ms);
+- a transpose of a BLAS matmul's result is one BLAS call with swapped operands (linear layers'
+  weight gradients lose a transpose kernel);
+- per call: the outputs that alias inputs are found once (pointer tests on all 43 outputs of the
+  CNN step cost 0.24 ms per call), static-shape input checks in one comparison (46 -> 8 us).
+
+Still slower than PyTorch eager: the MLP at batch 64 (0.72-0.87x per step; the compiled graph
+alone is at 0.9-1.0x). Of its ~3 ms, the 8 BLAS calls take 1.4-1.6 ms (the same OpenBLAS speed
+PyTorch gets from its BLAS: a GEMM-bound step cannot be much faster, batch 512 is at parity for
+that reason); the SGD updates ~0.4 ms (memory-bound, single-threaded: parallel loops measured
+within noise, ``options["parallel"]`` in ``schedule.py``); ember.jit's per-call work ~0.6-0.8 ms;
+and copies of the gradients and momentum buffers into aligned staging buffers (~0.12 ms): ember
+allocates them with numpy, 16-byte aligned, and TVM only shares 64-byte-aligned memory, so each
+step copies them in (and ember.jit copies the new values back). Allocating ``.grad`` and optimizer
+state with ember's aligned allocator (frontend) would remove both copies.
+
+Older figures (same VM, earlier code, ``--quick``; load average 9-14 in the first table,
+``OPENBLAS_NUM_THREADS=1``):
 
     case               metric       ember+TVM  ember+ORT     torch  torch.compile  TVM/ORT
     mlp infer b1       latency ms       0.742      0.387     0.099          0.277    1.92x
@@ -28,10 +90,8 @@ spin two threads on an oversubscribed machine; PyTorch with 2 threads suffered f
     cnn train b64      ms/step         45.3       48.3     375.0          928.0      0.94x
 
 After keeping per-input TVM tensors between calls and allocating parameters 64-byte aligned
-(runtime/tvm/backend.py ``_arg``, ember._allocator.aligned_full), same VM, ``--quick``, one run
-(machine less loaded, so absolute numbers differ from the table above; compare the ratios).
-Focused batch-1 script in the same session before -> after: MLP 0.85 -> 0.21 ms (ORT 0.22-0.24),
-CNN 1.66 -> 0.26 ms (ORT 0.32-0.37):
+(runtime/tvm/backend.py ``_arg``, ember._allocator.aligned_full), one run; focused batch-1 script
+before -> after: MLP 0.85 -> 0.21 ms (ORT 0.22-0.24), CNN 1.66 -> 0.26 ms (ORT 0.32-0.37):
 
     case               metric       ember+TVM  ember+ORT     torch  torch.compile  TVM/ORT
     mlp infer b1       latency ms       0.239      0.357     0.121          0.265    0.67x
@@ -42,13 +102,13 @@ CNN 1.66 -> 0.26 ms (ORT 0.32-0.37):
     mlp train b512     ms/step         16.66      15.96     13.08          13.42    1.04x
     cnn train b64      ms/step          9.67       9.08      5.59           4.95    1.07x
 
-BLAS threads: left at numpy's default (not measured to help every backend on this machine).
+BLAS threads: numpy's default (2 here).
 
-Compile of the training step: MLP 2.6 s cold build (12 s under heavy load), CNN 10 s (36 s under
-load); from the cache in a second process the library loads in 6-50 ms (the first call then
-spends ~2 s on importing TVM and tracing). With numpy's default 2 BLAS threads the same VM
-showed multi-threaded OpenBLAS swinging from 1.6 to 45 ms for one 64x784x512 matmul while
-other jobs ran; single-threaded it stays at ~1 ms, hence the setting above.
+Compile of the training step (this run): MLP 2.1 s cold build, CNN 8.9 s; from the cache in a
+second process the library loads in 3-6 ms (the first call then spends ~1.2-1.6 s on importing
+TVM and tracing). With numpy's default 2 BLAS threads the same VM showed multi-threaded OpenBLAS
+swinging from 1.6 to 45 ms for one 64x784x512 matmul while other jobs ran; single-threaded it
+stays at ~1 ms.
 """
 
 from __future__ import annotations
@@ -79,6 +139,34 @@ def timeit(fn, *, warmup: int, reps: int, min_time: float = 0.0) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def compare_blocks(fns: dict, *, rounds: int, block: int, warmup: int = 2, gap: float = 0.2,
+                   quantile: float = 0.2) -> dict:
+    """Seconds per call of each function (the ``quantile`` of its calls), measured in alternating
+    blocks of ``block`` calls.
+
+    A low quantile rather than the median: on the shared 2-core VM other jobs keep one core busy for
+    seconds at a time, and any 2-thread runtime (OpenBLAS, PyTorch's OpenMP) then runs 10-50x slower
+    (measured 2 -> 100 ms per step), so medians mostly measured the neighbours.
+
+    Blocks rather than single interleaved calls, with a pause between them: OpenBLAS, OpenMP and
+    ONNX Runtime workers spin for a while after each call, so a call right after another runtime's
+    would mostly measure that runtime's spinning threads on a 2-core machine (measured: PyTorch eager
+    3 ms -> 60 ms interleaved call by call with ember+TVM's multi-threaded BLAS)."""
+    times: dict = {k: [] for k in fns}
+    keys = list(fns)
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            time.sleep(gap)
+            fn = fns[k]
+            for _ in range(warmup):
+                fn()
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    return {k: sorted(v)[int(quantile * (len(v) - 1))] for k, v in times.items()}
 
 
 def _try(fn):
@@ -140,15 +228,16 @@ def bench_training(kind, batch, torch, threads, reps, notes) -> tuple:
     first = time.perf_counter() - t0
     compiled = fn._last.compiled
     assert isinstance(compiled, TVMCompiledGraph)
-    t_tvm = timeit(run_tvm, warmup=2, reps=reps, min_time=1.0)
+    tstep = _torch_step(kind, batch, torch, em, False)
+    t = compare_blocks({"tvm": run_tvm, "torch": tstep}, rounds=max(reps // 2, 4), block=max(reps // 2, 5))
+    t_tvm, t_torch = t["tvm"], t["torch"]
+    # ONNX Runtime after: its session's workers keep spinning between runs and slow the others down
     run_ort, _, _ = _ember_step(kind, batch, "onnxruntime", threads)
     t_ort, note = _try(lambda: (run_ort(), run_ort(), timeit(run_ort, warmup=2, reps=reps, min_time=1.0))[-1])
     if note:
         notes.append(f"{kind} b{batch} ember+ORT: {note}")
     run_eager, _, _ = _ember_step(kind, batch, None, threads)
     t_eager = timeit(run_eager, warmup=2, reps=max(reps // 2, 3))
-    tstep = _torch_step(kind, batch, torch, em, False)
-    t_torch = timeit(tstep, warmup=3, reps=reps, min_time=1.0)
     cstep = _torch_step(kind, batch, torch, em, True)
     t_tc, note = _try(lambda: (cstep(), timeit(cstep, warmup=2, reps=reps, min_time=1.0))[-1])
     if note:
@@ -234,11 +323,34 @@ def bench_compile(kind, batch) -> dict:
                 cached=warm["build"], cached_first=warm["first_call"])
 
 
+def _run_baseline(a) -> None:
+    """The training rows with runtime/tvm from git revision ``a.baseline``, in a child process."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as d:
+        archive = subprocess.run(["git", "-C", root, "archive", a.baseline, "runtime/tvm"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+        print(f"== baseline: runtime/tvm as of {a.baseline} ==", flush=True)
+        cmd = [sys.executable, os.path.abspath(__file__), "--sections", "train", "--threads", str(a.threads),
+               "--tvm-from", os.path.join(d, "runtime")] + (["--quick"] if a.quick else [])
+        subprocess.run(cmd, check=False)
+    print("== current: the working tree ==", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--sections", default="compile,train,infer", help="comma-separated: compile, train, infer")
+    p.add_argument("--baseline", metavar="REV", help="first run the training rows with ember's TVM backend "
+                   "(runtime/tvm) as of git revision REV, for before/after figures in one run")
+    p.add_argument("--tvm-from", metavar="DIR", help=argparse.SUPPRESS)  # a runtime/ holding an older tvm/
     a = p.parse_args(argv)
+    if a.tvm_from:
+        import ember.runtime
+        ember.runtime.__path__.insert(0, a.tvm_from)  # ember.runtime.tvm now imports from DIR/tvm
+    if a.baseline:
+        _run_baseline(a)
     try:
         import torch
     except ImportError:
@@ -248,18 +360,23 @@ def main(argv=None) -> int:
     reps = 10 if a.quick else 30
     notes: list[str] = []
 
-    print("== compile time of the training step (seconds; capture + passes + lowering + tvm.compile) ==")
-    print(f"{'case':18} {'cold build':>11} {'cold 1st call':>14} {'cached load':>12} {'cached 1st call':>16}")
-    for kind, batch in (("mlp", 64), ("cnn", 64)):
-        c = bench_compile(kind, batch)
-        print(f"{c['case']:18} {c['cold']:11.2f} {c['cold_first']:14.2f} {c['cached']:12.3f} "
-              f"{c['cached_first']:16.3f}")
+    if "compile" in a.sections:
+        print("== compile time of the training step (seconds; capture + passes + lowering + tvm.compile) ==")
+        print(f"{'case':18} {'cold build':>11} {'cold 1st call':>14} {'cached load':>12} {'cached 1st call':>16}")
+        for kind, batch in (("mlp", 64), ("cnn", 64)):
+            c = bench_compile(kind, batch)
+            print(f"{c['case']:18} {c['cold']:11.2f} {c['cold_first']:14.2f} {c['cached']:12.3f} "
+                  f"{c['cached_first']:16.3f}")
 
     rows = []
-    for kind in ("mlp", "cnn"):
-        rows += bench_inference(kind, torch, reps, notes)
-    for kind, batch in (("mlp", 64), ("mlp", 512), ("cnn", 64)):
-        rows.append(bench_training(kind, batch, torch, a.threads, reps, notes))
+    # training first: torch.compile (inference section) leaves Inductor's compile workers busy for a
+    # while, and multi-threaded BLAS/OpenMP steps measured during that collapse (5 -> 100 ms)
+    if "train" in a.sections:
+        for kind, batch in (("mlp", 64), ("mlp", 512), ("cnn", 64)):
+            rows.append(bench_training(kind, batch, torch, a.threads, reps, notes))
+    if "infer" in a.sections:
+        for kind in ("mlp", "cnn"):
+            rows += bench_inference(kind, torch, reps, notes)
 
     print(f"\n== runtime ({a.threads} threads) ==")
     print(f"{'case':18} {'metric':11} {'ember+TVM':>10} {'ember+ORT':>10} {'torch':>9} {'torch.compile':>14} "
