@@ -625,3 +625,71 @@ def _roi_align(ctx, node):
         return [P.div(y, _scalar_like(y, ratio * ratio))]
     acc = P.maximum(P.maximum(taps[0], taps[1]), P.maximum(taps[2], taps[3]))
     return [P.amax(P.reshape(acc, shape=(r, c, oh, ow, ratio * ratio)), dims=(4,), keepdim=False)]
+
+
+# ------------------------------------------------------------------ TfIdfVectorizer (integer pools)
+@converter("TfIdfVectorizer")
+def _tfidf(ctx, node):
+    x = ctx.value(node.input[0])
+    if ctx.attr("pool_int64s") is None:
+        raise OnnxImportError(ctx.where("string pools are not supported (ember has no string tensors)"))
+    pool = np.asarray(ctx.attr("pool_int64s"), dtype=np.int64)
+    counts_at = [int(v) for v in ctx.attr("ngram_counts")]
+    indexes = [int(v) for v in ctx.attr("ngram_indexes")]
+    lo, hi = int(ctx.attr("min_gram_length")), int(ctx.attr("max_gram_length"))
+    skips = int(ctx.attr("max_skip_count"))
+    mode = ctx.attr("mode")
+    weights = ctx.attr("weights")
+    if x.type.ndim not in (1, 2) or _numel(x.shape) is None or x.dtype not in (T.int32, T.int64):
+        raise OnnxImportError(ctx.where(f"input must be a static [L] or [B, L] integer tensor, got {x.type}"))
+    xs = x if x.dtype is T.int64 else P.cast(x, dtype=T.int64)
+    xs = P.reshape(xs, shape=(1,) + tuple(x.shape)) if x.type.ndim == 1 else xs
+    b, length = xs.shape
+    out_size = max(indexes) + 1
+    # the pool's grams in order: sizes 1, 2, ... each a run of ngram_counts
+    grams = []
+    for size, start in enumerate(counts_at, start=1):
+        end = counts_at[size] if size < len(counts_at) else len(pool)
+        grams += [pool[i:i + size] for i in range(start, end, size)]
+    if len(grams) != len(indexes):
+        raise OnnxImportError(ctx.where(f"{len(grams)} pool grams but {len(indexes)} ngram_indexes"))
+    total = None
+    for size in range(max(lo, 1), hi + 1):
+        ids = [j for j, g in enumerate(grams) if len(g) == size]
+        if not ids:
+            continue
+        gm = np.stack([grams[j] for j in ids])                                 # [G, size]
+        cnt = None
+        for d in (range(1, 2) if size == 1 else range(1, skips + 2)):   # unigrams are counted once
+            m = length - (size - 1) * d
+            if m <= 0:
+                continue
+            hit = None
+            for k in range(size):
+                part = P.slice_(xs, starts=(0, k * d), stops=(b, k * d + m), steps=(1, 1))        # [B, m]
+                eq = P.eq(_bcast_to(P.reshape(part, shape=(b, 1, m)), (b, len(ids), m)),
+                          _bcast_to(P.constant(value=gm[:, k].reshape(1, -1, 1)), (b, len(ids), m)))
+                hit = eq if hit is None else P.logical_and(hit, eq)
+            c = P.sum_(P.cast(hit, dtype=T.float32), dims=(2,), keepdim=False)                 # [B, G]
+            cnt = c if cnt is None else P.add(cnt, c)
+        if cnt is None:
+            continue
+        place = np.zeros((len(ids), out_size), dtype=np.float32)
+        place[np.arange(len(ids)), [indexes[j] for j in ids]] = 1.0
+        y = P.matmul(cnt, P.constant(value=place))
+        total = y if total is None else P.add(total, y)
+    if total is None:
+        total = _full_f32((b, out_size), 0.0)
+    w = None if not weights else P.constant(value=np.asarray(weights, dtype=np.float32).reshape(1, -1))
+    if mode == "IDF":
+        present = P.cast(P.gt(total, _scalar_like(total, 0)), dtype=T.float32)
+        total = present if w is None else P.mul(present, _bcast_to(w, (b, out_size)))
+    elif mode == "TFIDF" and w is not None:
+        total = P.mul(total, _bcast_to(w, (b, out_size)))
+    elif mode not in ("TF", "TFIDF"):
+        raise OnnxImportError(ctx.where(f"mode {mode!r} is not TF/IDF/TFIDF"))
+    return [P.reshape(total, shape=(out_size,)) if x.type.ndim == 1 else total]
+
+
+def _full_f32(shape, value):
+    return P.full(shape=tuple(shape), value=value, dtype=T.float32)
