@@ -32,7 +32,6 @@ _MODULE_OF = {"Identity": "identity", "Constant": "constant",
 
 # operators whose import covers only part of ONNX's node tests, and why (the coverage notes)
 PARTIAL = {
-    "ConvTranspose": "3-D transposed convolution (ember's convolution primitives are 2-D; 1-D runs as 2-D)",
     "Bernoulli": "all 3 cases (and their expansions through RandomUniformLike): the expected draws come from "
                  "numpy's seeded generator; ember draws from its own (seed not honoured), so the draws are checked "
                  "statistically in tests/runtime/test_onnx_import_ops.py",

@@ -784,3 +784,58 @@ def _bitwise(op_type):
 
 for _op in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
     converter(_op)(_bitwise(_op))
+
+
+# ------------------------------------------------------------------ 3-D transposed convolution
+def _conv_transpose3d(ctx, node):
+    """conv_transpose over (H, W) per depth tap, each placed at its output depths with index_add."""
+    xs = _ins(ctx)
+    x, w = xs[0], xs[1]
+    n, c, d, h, wd = x.shape
+    cw, og, kd, kh, kw = w.shape
+    if any(not isinstance(v, int) for v in (n, c, d, h, wd)):
+        raise OnnxImportError(ctx.where("3-D ConvTranspose needs static shapes"))
+    group = int(ctx.attr("group", 1))
+    s = [int(v) for v in (ctx.attr("strides") or [1, 1, 1])]
+    dil = [int(v) for v in (ctx.attr("dilations") or [1, 1, 1])]
+    opad = [int(v) for v in (ctx.attr("output_padding") or [0, 0, 0])]
+    pads = [int(v) for v in (ctx.attr("pads") or [0] * 6)]
+    if ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or ctx.attr("output_shape") is not None:
+        raise OnnxImportError(ctx.where("3-D ConvTranspose with auto_pad SAME or output_shape is not supported"))
+    if ctx.attr("auto_pad", "NOTSET") == "VALID":
+        pads = [0] * 6
+    full_d = (d - 1) * s[0] + (kd - 1) * dil[0] + 1 + opad[0]
+    planes = P.reshape(P.permute(x, dims=(0, 2, 1, 3, 4)), shape=(n * d, c, h, wd))
+    acc = None
+    for t in range(kd):
+        wt = P.reshape(P.slice_(w, starts=(0, 0, t, 0, 0), stops=(cw, og, t + 1, kh, kw), steps=(1,) * 5),
+                       shape=(cw, og, kh, kw))
+        y = P.nn.conv_transpose2d(planes, wt, stride=(s[1], s[2]), padding=((pads[1], pads[4]), (pads[2], pads[5])),
+                                  output_padding=(opad[1], opad[2]), dilation=(dil[1], dil[2]), groups=group)
+        o, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+        y = P.reshape(y, shape=(n, d, o, ho, wo))
+        if acc is None:
+            acc = P.full(shape=(n, full_d, o, ho, wo), value=0, dtype=x.dtype)
+        pos = (np.arange(d) * s[0] + t * dil[0]).astype(np.int64)
+        acc = P.index_add(acc, P.constant(value=pos), y, dim=1)
+    out_d = full_d - pads[0] - pads[3]
+    acc = P.slice_(acc, starts=(0, pads[0], 0, 0, 0), stops=(n, pads[0] + out_d) + tuple(acc.shape[2:]),
+                   steps=(1,) * 5)
+    y = P.permute(acc, dims=(0, 2, 1, 3, 4))
+    if len(xs) > 2:
+        y = P.add(y, _bcast_to(P.reshape(xs[2], shape=(1, xs[2].shape[0], 1, 1, 1)), tuple(y.shape)))
+    return [y]
+
+
+def _register_conv_transpose3d():
+    from .importer import CONVERTERS
+    two_d = CONVERTERS["ConvTranspose"]
+
+    def conv(ctx, node):
+        if ctx.value(node.input[0]).type.ndim == 5:
+            return _conv_transpose3d(ctx, node)
+        return two_d(ctx, node)
+    converter("ConvTranspose")(conv)
+
+
+_register_conv_transpose3d()

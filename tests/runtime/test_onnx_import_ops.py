@@ -518,3 +518,21 @@ def test_deform_conv_with_integer_offsets_is_a_shifted_conv():
     F = torch.nn.functional
     want = F.conv2d(F.pad(torch.tensor(x), (0, 0, 0, 1)), torch.tensor(w), stride=(2, 1), dilation=(1, 2), groups=2)
     np.testing.assert_allclose(y, want.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv_transpose3d_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((2, 4, 3, 4, 5))
+    w = rng.standard_normal((4, 3, 2, 3, 2))
+    b = rng.standard_normal(6)
+    attrs = dict(strides=[2, 1, 2], pads=[1, 0, 1, 0, 1, 1], dilations=[2, 1, 1], output_padding=[1, 0, 1], group=2)
+    m = _model([helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)],
+               [_vi("x", [2, 4, 3, 4, 5], TensorProto.DOUBLE)], [_vi("y", None, TensorProto.DOUBLE)],
+               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    (y,) = _run(m, x)
+    # torch pads symmetrically: take the full transposed conv and crop ONNX's asymmetric pads
+    full = torch.nn.functional.conv_transpose3d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=(2, 1, 2),
+                                                dilation=(2, 1, 1), output_padding=(1, 0, 1), groups=2).numpy()
+    want = full[:, :, 1:full.shape[2] - 0, 0:full.shape[3] - 1, 1:full.shape[4] - 1]
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
