@@ -8,6 +8,9 @@ import pytest
 # every captured graph, and every graph verify() sees (the pass manager verifies after each pass), must
 # round-trip through the IR text form: print(parse(print(g))) == print(g)
 os.environ.setdefault("EMBER_CHECK_IR", "1")
+# pytest -n 2 runs two workers on the cores; ONNX Runtime workers spinning for the CPU the other
+# test process holds would slow both (results do not depend on it)
+os.environ.setdefault("EMBER_ORT_SPIN", "0")
 
 import ember  # noqa: E402
 

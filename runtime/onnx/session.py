@@ -35,8 +35,12 @@ from ember.ir.graph import ROLE_INPUT, Graph
 from .lowering import graph_to_onnx
 
 
-# measured choice (benchmarks/bench_onnx.py): see make_session
-_SPIN_DEFAULT = "0"
+# Workers spin between the operators of a run (ONNX Runtime's own default). Measured on the 2-core VM,
+# each contestant in its own process, medians of 5 runs (ms per training step, 2 threads): MLP b64
+# 2.84 -> 2.77, b512 12.07 -> 11.73, digits CNN 8.08 -> 6.78 (PyTorch eager: 3.19, 11.11, 4.83). A
+# sleeping worker must be woken for every parallel operator otherwise. On a machine where other
+# processes hold the cores, spinning loses (MLP b64 5.2 vs 8.4 ms): EMBER_ORT_SPIN=0 turns it off.
+_SPIN_DEFAULT = "1"
 
 
 class ProviderError(RuntimeError):
@@ -74,7 +78,7 @@ def make_session(model_bytes: bytes, providers: list, *, threads: int | None = N
     """Open a session and check that every provider asked for actually started.
 
     ``spin``: whether ONNX Runtime's intra-op worker threads spin between the operators of one run
-    (default: ``EMBER_ORT_SPIN``, else off; see ``_SPIN_DEFAULT``). Spinning never outlives a run
+    (default: ``EMBER_ORT_SPIN``, else on; see ``_SPIN_DEFAULT``). Spinning never outlives a run
     (``session.force_spinning_stop``), so idle workers don't take the CPU from ember's Python work
     between steps. ``execution_mode``: ``"sequential"`` or ``"parallel"`` (independent operators
     concurrently).

@@ -78,3 +78,18 @@ def test_column_major_state_is_fed_and_returned_transposed_without_copies():
     np.testing.assert_allclose(w2, w - 0.1 * grad, rtol=1e-6)
     assert w2.flags.f_contiguous and v2.flags.f_contiguous  # same layout as the buffers they are written into
     assert len(c._variants) == 2  # the row-major model and one transposed-boundary variant
+
+
+def test_session_threading_options_run_and_bad_values_are_refused():
+    rng = np.random.default_rng(0)
+    w, v, grad = (rng.standard_normal((4, 3)).astype(np.float32) for _ in range(3))
+    expected = None
+    for options in ({"spin": True}, {"spin": False}, {"execution_mode": "parallel", "threads": 1}):
+        out = compile_graph(_sgd_graph(), "onnxruntime", {"inplace_outputs": False, **options})([w, v, grad])
+        if expected is not None:
+            for a, b in zip(out, expected):
+                np.testing.assert_array_equal(a, b)
+        expected = out
+    np.testing.assert_allclose(expected[1], 0.9 * v + grad, rtol=1e-6)
+    with pytest.raises(ValueError, match="execution_mode must be 'sequential' or 'parallel'"):
+        compile_graph(_sgd_graph(), "onnxruntime", {"execution_mode": "async"})
