@@ -680,6 +680,21 @@ def _count(shape, dims) -> list:
     return [shape[d] for d in dims]
 
 
+def count_of(sizes, dtype: DType):
+    """The product of ``sizes`` as an int, or, when some size is symbolic (a traced batch dimension),
+    as a 0-d ``dtype`` tensor computed from the sizes at run time."""
+    static, out = 1, None
+    for n in sizes:
+        if isinstance(n, int):
+            static *= n
+        else:
+            size = apply(P.full, (), {"shape": (), "value": n, "dtype": dtype})
+            out = size if out is None else mul(out, size)
+    if out is None:
+        return static
+    return mul(out, float(static)) if static != 1 else out
+
+
 def divide_by_count(s: Tensor, sizes) -> Tensor:
     """Divide by the product of reduced sizes; symbolic sizes become graph values."""
     static = 1
@@ -720,12 +735,10 @@ def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=Non
     sizes = _count(x.shape, dims)
     if correction == 0:
         return divide_by_count(s, sizes)
-    n = 1
-    for v in sizes:
-        n *= v
-    if not isinstance(n, int):
-        raise NotImplementedError("var with correction over a symbolic dimension")
-    return div(s, float(builtins.max(n - correction, 0)))
+    n = count_of(sizes, s.dtype)
+    if isinstance(n, int):
+        return div(s, float(builtins.max(n - correction, 0)))
+    return div(s, maximum(sub(n, float(correction)), 0.0))  # a symbolic (traced) reduced size
 
 
 def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:

@@ -268,10 +268,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     bshape = (1, c) + (1,) * (len(shape) - 2)
     dims = (0,) + tuple(range(2, len(shape)))
     if training:
-        count = 1
-        for i in dims:
-            count *= shape[i]
-        if count <= 1:
+        # an int, or a 0-d tensor when the batch dimension is symbolic (a trace serving every batch size)
+        count = O.count_of([shape[i] for i in dims], input.dtype)
+        if isinstance(count, int) and count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(shape)}")
         mean = O.mean(input, dims, keepdim=True)
         # Centre on a detached copy k of the mean and restore the mean's dependence through per-channel
@@ -288,7 +287,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             m = 0.1 if momentum is None else momentum
             with no_grad():
                 batch_mean = O.reshape(k, (c,))
-                unbiased = O.mul(O.reshape(O.detach(var), (c,)), count / (count - 1))
+                factor = count / (count - 1) if isinstance(count, int) else O.div(count, O.sub(count, 1.0))
+                unbiased = O.mul(O.reshape(O.detach(var), (c,)), factor)
                 running_mean.mul_(1 - m).add_(O.mul(O.cast(batch_mean, running_mean.dtype), m))
                 running_var.mul_(1 - m).add_(O.mul(O.cast(unbiased, running_var.dtype), m))
         # fold the affine weight into the per-channel scale: one full-size multiply instead of two

@@ -87,7 +87,7 @@ def _conv_via_blas(ctx, node, x, wmat, *, groups, cg, og, k, conv_stride, dilati
     # gradient, whose "kernel" is the whole output map)
     k_major = wo >= k[1]
     cols = _im2col(ctx, x, dt, cg, groups, (h, w), (ho, wo), k, conv_stride, dilation, lo, zero_stride, k_major)
-    rows, depth = ctx.dim(n) * (ho * wo), cg * k[0] * k[1]
+    rows, depth = ctx.dim(n) * (ho * wo), cg * (k[0] * k[1])
     if k_major:  # y[g, Og, N*Ho*Wo] = w[g, Og, K] @ cols[g, K, N*Ho*Wo]; to NCHW in runs of Ho*Wo
         cols = ctx.bb.emit(R.reshape(cols, relax.ShapeExpr([groups, depth, rows])))
         out_t = relax.TensorType([groups, og, rows], dt)
@@ -111,8 +111,9 @@ def _conv2d(ctx, args, attrs, node):
         return R.nn.conv2d(x, w, strides=attrs["stride"], padding=(pt, pl, pb, pr), dilation=attrs["dilation"],
                            groups=attrs["groups"])
     o, cg, kh, kw = node.inputs[1].shape
+    cg = ctx.dim(cg)  # symbolic in a weight gradient, whose "channels" are the batch
     g = attrs["groups"]
-    wmat = ctx.bb.emit(R.reshape(w, relax.ShapeExpr([g, o // g, cg * kh * kw])))
+    wmat = ctx.bb.emit(R.reshape(w, relax.ShapeExpr([g, o // g, cg * (kh * kw)])))
     return _conv_via_blas(ctx, node, x, wmat, groups=g, cg=cg, og=o // g, k=(kh, kw),
                           conv_stride=attrs["stride"], dilation=attrs["dilation"], lo=(pt, pl), zero_stride=(1, 1))
 
