@@ -75,6 +75,14 @@ class TVMCompiledGraph:
         self.cache_key = None
         t0 = time.perf_counter()
         self.prepared = prepare_graph(graph, self.options)
+        # written-back parameters/state updated in place by the kernels (inplace.py); part of the cache key
+        self._inplace: list[tuple[int, int]] = []
+        if not is_gpu(self.target) and self.options.get("inplace", True):
+            from .inplace import inplace_pairs
+            self._inplace = inplace_pairs(self.prepared)
+            self.options["inplace_writes"] = [list(p) for p in self._inplace]
+        self._inplace_inputs = {i for _, i in self._inplace}
+        self._inplace_src = dict(self._inplace)  # output index -> input index
         if cache.enabled(self.options):
             self.cache_key, desc = cache.cache_key(self.prepared, self.target, self.options)
             with cache.build_lock(self.cache_key):
@@ -148,7 +156,7 @@ class TVMCompiledGraph:
             return shared[3]
         staged = self._staging[i]
         if staged is None or staged[2] is not a or staged[3] != a.strides:  # else: known not shareable
-            if can_share(a):
+            if can_share(a) and (i not in self._inplace_inputs or a.flags.writeable):
                 t = tvm.runtime.from_dlpack(a)
                 self._shared[i] = (a, a.shape, a.strides, t)
                 return t
@@ -199,9 +207,38 @@ class TVMCompiledGraph:
                     copied.append(k)
         return copied
 
+    def _stage(self, i: int, a: np.ndarray):
+        """Input ``i`` copied into its staging buffer (never its own memory) for this call."""
+        staged = self._staging[i]
+        if staged is None or staged[0].shape != a.shape or staged[0].dtype != a.dtype:
+            buf = aligned_empty(a.shape, a.dtype)
+            staged = self._staging[i] = (buf, tvm.runtime.from_dlpack(buf), None, None)
+            self._staged_ranges = None
+        np.copyto(staged[0], a, casting="no")
+        return staged[1]
+
+    def _inplace_conflicts(self, inputs: Sequence[np.ndarray]) -> set:
+        """In-place targets whose memory another input of this call shares: the kernel writing into
+        them would change what the other input reads, so they are staged instead. Pairs among arrays fed
+        again (the graph keeps them alive, so their ids are theirs) are checked once; a newly fed array
+        (a batch) is checked against the targets on every call."""
+        prev = self.__dict__.get("_prev_inputs")
+        fresh = [j for j, a in enumerate(inputs) if prev is None or prev[j] is not a]
+        if prev is None or any(j in self._inplace_inputs for j in fresh):
+            self._conflicts = {i for i in self._inplace_inputs for j, b in enumerate(inputs)
+                               if j != i and np.may_share_memory(inputs[i], b)}
+            now = self._conflicts
+        else:
+            now = set(self._conflicts)
+            for j in fresh:
+                now.update(i for i in self._inplace_inputs if i != j and np.may_share_memory(inputs[i], inputs[j]))
+        self.__dict__["_prev_inputs"] = list(inputs)
+        return now
+
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         self._check(inputs)
-        args = [self._arg(i, a) for i, a in enumerate(inputs)]
+        conflicts = self._inplace_conflicts(inputs) if self._inplace and self._cpu else ()
+        args = [self._stage(i, a) if i in conflicts else self._arg(i, a) for i, a in enumerate(inputs)]
         try:
             result = self._main(*args)
         except Exception as err:  # TVM's messages are long; keep the first lines and name the graph
@@ -211,7 +248,13 @@ class TVMCompiledGraph:
         outs_t = list(result)
         outs = [to_numpy(t) for t in outs_t]
         copied = self._unalias(outs, args) if self._cpu else ()
-        self._returned = {id(a): (a, t) for k, (a, t) in enumerate(zip(outs, outs_t)) if k not in copied}
+        for o, i in self._inplace:  # written into the caller's own array: hand that array back, no copy
+            a = inputs[i]
+            if o not in copied and isinstance(a, np.ndarray) and outs[o].size and \
+                    outs[o].ctypes.data == a.ctypes.data and outs[o].shape == a.shape:
+                outs[o] = a
+        self._returned = {id(a): (a, t) for k, (a, t) in enumerate(zip(outs, outs_t))
+                          if k not in copied and (k not in self._inplace_src or a is not inputs[self._inplace_src[k]])}
         self.calls += 1
         return outs
 

@@ -58,6 +58,9 @@ def cpu_pipeline(target: tvm.target.Target, options: dict):
             mod = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legalize_passes())(mod)
             if options.get("schedule", True):
                 mod = schedule_module(mod, target, parallel=parallel_threshold(options.get("parallel", False)))
+            if options.get("inplace_writes"):
+                from .inplace import make_inplace
+                mod = make_inplace(mod, [tuple(p) for p in options["inplace_writes"]])
             mod = tvm.transform.Sequential(cpu.dataflow_lower_passes(target)
                                            + cpu.finalize_passes(target))(mod)
         return mod

@@ -83,7 +83,7 @@ def cache_key(graph: Graph, target: tvm.target.Target, options: dict) -> tuple[s
 
 
 # options that change the compiled code (others, such as "cache", do not)
-BUILD_OPTIONS = ("matmul", "schedule", "parallel", "passes", "pipeline", "threads")
+BUILD_OPTIONS = ("matmul", "schedule", "parallel", "passes", "pipeline", "threads", "inplace_writes")
 
 
 @contextlib.contextmanager
