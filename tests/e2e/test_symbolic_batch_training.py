@@ -13,6 +13,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.optim as optim
+from tests.steps import classification_step
 
 BATCHES = (8, 5, 8, 3)
 
@@ -23,12 +24,7 @@ def _train(backend):
                           nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = classification_step(model, opt)
 
     fn = ember.compile(step, backend=backend) if backend else step
     rng = np.random.default_rng(0)

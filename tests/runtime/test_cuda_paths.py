@@ -17,6 +17,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.optim as optim
+from tests.steps import classification_step
 
 pytestmark = pytest.mark.skipif(not ember.cuda.backend_available(),
                                 reason="no CUDA GPU/driver with ONNX Runtime's CUDA provider here")
@@ -77,12 +78,7 @@ def _train(kind, backend, steps=20):
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     x, y = _data(kind)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = classification_step(model, opt)
 
     fn = ember.compile(step, backend=backend, options=BACKEND_OPTIONS[backend]) if backend else step
     losses, params = [], []

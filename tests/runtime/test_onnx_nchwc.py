@@ -11,6 +11,7 @@ from onnx import helper
 import ember
 import ember.nn as nn
 import ember.optim as optim
+from tests.steps import classification_step
 from ember.runtime.onnx.nchwc import DOMAIN, block_size, rewrite_convs
 
 pytestmark = pytest.mark.skipif(block_size() is None, reason="this ONNX Runtime has no NCHWc kernels we can drive")
@@ -69,12 +70,7 @@ def test_cnn_training_with_blocked_convolutions_matches_plain_convolutions_and_e
         x = ember.from_numpy(rng.standard_normal((8, 1, 8, 8)).astype(np.float32))
         y = ember.from_numpy(rng.integers(0, 5, size=(8,)))
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = classification_step(model, opt)
         fn = ember.compile(step, backend=backend, options=options) if backend else step
         losses = [float(fn(x, y)) for _ in range(10)]
         return losses, [p.detach().numpy().copy() for p in model.parameters()], fn

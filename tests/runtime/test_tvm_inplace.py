@@ -8,6 +8,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.optim as optim
+from tests.steps import classification_step
 from ember.ir import ops as P
 from ember.ir import types as T
 from ember.ir.graph import ROLE_PARAM, ROLE_STATE, Graph, GraphBuilder
@@ -95,12 +96,7 @@ def test_compiled_training_step_keeps_parameter_storage_and_matches_eager():
         x = ember.from_numpy(rng.standard_normal((16, 20)).astype(np.float32))
         y = ember.from_numpy(rng.integers(0, 5, size=(16,)))
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = classification_step(model, opt)
         fn = ember.compile(step, backend=backend) if backend else step
         fn(x, y)
         fn(x, y)
