@@ -53,14 +53,14 @@ def make_inplace(mod: tvm.IRModule, pairs: list[tuple[int, int]], func_name: str
     body = main.body
     if not isinstance(body, relax.SeqExpr) or not isinstance(body.body, relax.Var):
         return mod
-    bindings = [(bi, k, b) for bi, block in enumerate(body.blocks) for k, b in enumerate(block.bindings)]
-    bound = {b.var: n for n, (_, _, b) in enumerate(bindings) if isinstance(b, relax.VarBinding)}
+    bindings = [b for block in body.blocks for b in block.bindings]
+    bound = {b.var: n for n, b in enumerate(bindings) if isinstance(b, relax.VarBinding)}
     ret = bound.get(body.body)
-    if ret is None or not isinstance(bindings[ret][2].value, relax.Tuple):
+    if ret is None or not isinstance(bindings[ret].value, relax.Tuple):
         return mod
-    fields = list(bindings[ret][2].value.fields)
+    fields = list(bindings[ret].value.fields)
     last_use: dict = {}
-    for n, (_, _, b) in enumerate(bindings):
+    for n, b in enumerate(bindings):
         if isinstance(b, relax.VarBinding):
             for v in relax.analysis.free_vars(b.value):
                 last_use[v] = n
@@ -74,7 +74,7 @@ def make_inplace(mod: tvm.IRModule, pairs: list[tuple[int, int]], func_name: str
         p = params[i]
         if n is None or n in replaced or last_use.get(p) != n or any(f.same_as(p) for f in fields):
             continue
-        call = bindings[n][2].value
+        call = bindings[n].value
         if not isinstance(call, relax.Call) or not call.op.same_as(_CALL_TIR) or len(call.args) < 2:
             continue
         args = list(call.args[1].fields) if isinstance(call.args[1], relax.Tuple) else []
@@ -95,12 +95,12 @@ def make_inplace(mod: tvm.IRModule, pairs: list[tuple[int, int]], func_name: str
         replaced[n] = relax.op.call_tir_inplace(new_gvar, relax.Tuple(args), [ks[0]], out_ty)
     if not replaced:
         return mod
-    blocks = []
-    for bi, block in enumerate(body.blocks):
+    blocks, n = [], 0  # n: the running binding number, as in ``bindings``
+    for block in body.blocks:
         new = []
-        for k, b in enumerate(block.bindings):
-            n = next(m for m, (bj, kk, _) in enumerate(bindings) if bj == bi and kk == k)
+        for b in block.bindings:
             new.append(relax.VarBinding(b.var, replaced[n]) if n in replaced else b)
+            n += 1
         blocks.append(relax.DataflowBlock(new) if isinstance(block, relax.DataflowBlock) else relax.BindingBlock(new))
     fn = relax.Function(params, relax.SeqExpr(blocks, body.body), main.ret_ty, main.is_pure, main.attrs)
     mod = builder.get()
