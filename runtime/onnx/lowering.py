@@ -258,7 +258,7 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
                   fuse_mode: str = "inline", producer: str = "ember",
                   param_values: dict | None = None, doc: str = "",
                   bf16_io_as_f32: bool = False, transposed_inputs: frozenset = frozenset(),
-                  transposed_outputs: frozenset = frozenset()) -> onnx.ModelProto:
+                  transposed_outputs: frozenset = frozenset(), shapes_out: dict | None = None) -> onnx.ModelProto:
     """The ONNX model of ``graph``.
 
     ``param_values`` maps input names to arrays that become initializers (the
@@ -270,6 +270,9 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
     ``transposed_inputs`` (names) / ``transposed_outputs`` (indices) are 2-D values
     that cross the boundary transposed, so column-major numpy arrays are fed and
     returned as zero-copy ``.T`` views (onnxruntime folds the transposes into Gemm).
+    ``shapes_out``, when given, receives ONNX value name -> (dtype, shape) for every node's output
+    (symbolic dims as None): what ONNX's own shape inference cannot always recover (MaxUnpool's output
+    shape is a run-time input), for rewrites of the model a session runs.
     """
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if not (MIN_OPSET <= opset <= MAX_OPSET):
@@ -298,6 +301,11 @@ def graph_to_onnx(graph: Graph, *, opset: int | None = None, input_names: list |
         if t is not v.type:
             boundary[v.name], boundary_type[v.name] = outer, t
     lower_nodes(ctx)
+    if shapes_out is not None:
+        for node in graph.nodes:
+            t = node.output.type
+            shapes_out[ctx.names[node.output.name]] = (t.dtype, tuple(d if isinstance(d, int) else None
+                                                                      for d in t.shape))
 
     inputs = [value_info(boundary.get(v.name, ctx.names[v.name]), boundary_type.get(v.name, v.type))
               for v in feeds]

@@ -200,6 +200,7 @@ class OrtCompiledGraph:
         self.device = str(options.get("device") or "cpu")
         self.providers = providers_for(self.device, options.get("providers"))
         self._variants: dict = {}
+        self.run_models: dict = {}  # variant key -> the model the session runs (CPU rewrites applied)
         self.model, self.session, _, _ = self._variant((frozenset(), frozenset()))
         self._in_types = [v.dtype for v in graph.inputs]
         self._out_types = [v.dtype for v in graph.outputs]
@@ -235,16 +236,24 @@ class OrtCompiledGraph:
         if v is None:
             t_in, t_out = key
             names = [self.graph.inputs[i].name for i in t_in]
+            known_shapes: dict = {}
             model = graph_to_onnx(self.graph, opset=self.options.get("opset"), export_params=False,
                                   fuse_mode=self.options.get("fuse_mode", "inline"), bf16_io_as_f32=True,
-                                  transposed_inputs=frozenset(names), transposed_outputs=frozenset(t_out))
+                                  transposed_inputs=frozenset(names), transposed_outputs=frozenset(t_out),
+                                  shapes_out=known_shapes)
             run_model = model
-            if _provider_name(self.providers[0]) == "CPUExecutionProvider" and self.options.get("nchwc", True):
-                from .nchwc import rewrite_convs  # the session's copy only: `model` stays standard ONNX
-                run_model = rewrite_convs(model)
+            on_cpu = _provider_name(self.providers[0]) == "CPUExecutionProvider"
+            # the session's copy only: `model` stays plain ONNX
+            if on_cpu and self.options.get("channel_affine", True):
+                from .channel_affine import rewrite_channel_ops
+                run_model = rewrite_channel_ops(run_model, known_shapes)
+            if on_cpu and self.options.get("nchwc", True):
+                from .nchwc import rewrite_convs
+                run_model = rewrite_convs(run_model)
             sess = make_session(run_model.SerializeToString(), self.providers, threads=self.options.get("threads"),
                                 optimization=self.options.get("optimization", "all"), spin=self.options.get("spin"),
                                 execution_mode=self.options.get("execution_mode", "sequential"))
+            self.run_models[key] = run_model
             v = self._variants[key] = (model, sess, sess.io_binding(), [i.name for i in model.graph.input])
         return v
 
@@ -364,6 +373,7 @@ class OrtCompiledGraph:
 def compile_onnxruntime(graph: Graph, options: dict) -> OrtCompiledGraph:
     """The ``"onnxruntime"`` backend: options ``device``, ``providers``, ``opset``, ``fuse_mode``, ``threads``,
     ``spin``, ``execution_mode`` (see ``make_session``), ``nchwc`` (default True: CPU convolutions in ONNX Runtime's
-    blocked layout, see ``nchwc.py``), ``inplace_outputs`` (default True: written-back values go
+    blocked layout, see ``nchwc.py``), ``channel_affine`` (default True: CPU per-channel Mul/Add/Sub as
+    BatchNormalization kernels, see ``channel_affine.py``), ``inplace_outputs`` (default True: written-back values go
     straight into their buffers where safe)."""
     return OrtCompiledGraph(graph, options)
