@@ -47,7 +47,7 @@ def _conv2d(ctx, node, xs):
     w, _ = _in(ctx, "Conv", xs[1], dt)
     kh, kw = node.inputs[1].shape[2:]
     if _small_output_conv(node):
-        return _out(ctx, _conv_as_gemm(ctx, node, x, w), c, dt)
+        return _out(ctx, _conv_as_gemm(ctx, node, x, w, c), c, dt)
     y = ctx.op("Conv", x, w, kernel_shape=[int(kh), int(kw)], strides=list(a["stride"]), pads=_pads(a["padding"]),
                dilations=list(a["dilation"]), group=int(a["groups"]))
     return _out(ctx, y, c, dt)
@@ -68,12 +68,14 @@ def _small_output_conv(node) -> bool:
             and ho * wo <= 16 and kh * kw >= 4 * ho * wo)
 
 
-def _conv_as_gemm(ctx, node, x, w) -> str:
+def _conv_as_gemm(ctx, node, x, w, c) -> str:
     """``y[n, co, i, j] = sum_k window_ij(x)[n, k] * w[co, k]``: for each output position the window of
     the padded input as ``[N, Ci*kh*kw]`` times ``w`` as ``[Co, Ci*kh*kw]`` (Gemm, transB)."""
-    n, ci = node.inputs[0].shape[:2]
+    n, ci, hi, wi = node.inputs[0].shape
     co, _, kh, kw = node.inputs[1].shape
     ho, wo = node.output.shape[2:]
+    if (kh, kw) == (hi, wi):
+        return _kernel_covers_input_as_gemm(ctx, node, x, w, c)
     (top, bottom), (left, right) = node.attrs["padding"]
     if top or bottom or left or right:
         x = ctx.op("Pad", x, ctx.i64([0, 0, top, left, 0, 0, bottom, right]))
@@ -85,6 +87,55 @@ def _conv_as_gemm(ctx, node, x, w) -> str:
                                                                      ctx.i64([i + kh, j + kw]), axes), rows),
                                      w2, transB=1), last)
           for i in range(ho) for j in range(wo)]
+    y = ctx.op("Concat", *ys, axis=2) if len(ys) > 1 else ys[0]
+    return ctx.op("Reshape", y, ctx.i64([n, co, ho, wo]))
+
+
+# the stacked windows of _kernel_covers_input_as_gemm: above this many elements, one Gemm per window
+_STACKED_WINDOWS_LIMIT = 1 << 22
+
+
+def _kernel_covers_input_as_gemm(ctx, node, x, w, c) -> str:
+    """The same convolution when the kernel is as large as the input (a 'same'-padded conv's weight
+    gradient: the image is the kernel, the output is kh x kw taps).
+
+    Flattened over (channel, row, column), kernel and input share one layout, so output position
+    (i, j) is the kernel against the flat input shifted by ``(i - top) * W + (j - left)``, with the
+    terms that fall outside the image zeroed by a constant mask. The shifted windows are contiguous
+    slices of the flat input padded at both ends: no 4-D Pad or strided Slice, which ONNX Runtime runs
+    single-threaded and slowly. All windows go into one stack and one Gemm; measured in ONNX Runtime on
+    the digits CNN's 64x16x8x8 conv (weight gradient, 1 thread): 2.2 -> 1.2 ms.
+    """
+    n, ci, hi, wi = node.inputs[0].shape
+    co = node.inputs[1].shape[0]
+    ho, wo = node.output.shape[2:]
+    (top, bottom), (left, right) = node.attrs["padding"]
+    k = ci * hi * wi
+    pre, post = top * wi + left, bottom * wi + right
+    flat = ctx.op("Reshape", x, ctx.i64([n, 1, k]))
+    if pre or post:
+        flat = ctx.op("Pad", flat, ctx.i64([0, 0, pre, 0, 0, post]))
+    rows, cols = np.meshgrid(np.arange(hi), np.arange(wi), indexing="ij")
+    taps = [(i, j) for i in range(ho) for j in range(wo)]
+    masks = np.stack([np.tile(((rows + i - top >= 0) & (rows + i - top < hi) & (cols + j - left >= 0)
+                               & (cols + j - left < wi)).ravel(), ci) for i, j in taps]).astype(c.np)
+    w2 = ctx.op("Reshape", w, ctx.i64([co, k]))
+    axis = ctx.i64([2])
+
+    def window(i, j):
+        start = pre + (i - top) * wi + (j - left)
+        return ctx.op("Slice", flat, ctx.i64([start]), ctx.i64([start + k]), axis)
+
+    if n * len(taps) * k <= _STACKED_WINDOWS_LIMIT:
+        stack = ctx.op("Concat", *[window(i, j) for i, j in taps], axis=1) if len(taps) > 1 else window(*taps[0])
+        stack = ctx.op("Mul", stack, ctx.const(masks.reshape(1, len(taps), k), hint="window_masks"))
+        y = ctx.op("Gemm", ctx.op("Reshape", stack, ctx.i64([n * len(taps), k])), w2, transB=1)  # [(n, tap), co]
+        return ctx.op("Transpose", ctx.op("Reshape", y, ctx.i64([n, ho, wo, co])), perm=[0, 3, 1, 2])
+    ys = []
+    for t, (i, j) in enumerate(taps):
+        xt = ctx.op("Mul", ctx.op("Reshape", window(i, j), ctx.i64([n, k])),
+                    ctx.const(masks[t].reshape(1, k), hint="window_mask"))
+        ys.append(ctx.op("Unsqueeze", ctx.op("Gemm", xt, w2, transB=1), ctx.i64([2])))
     y = ctx.op("Concat", *ys, axis=2) if len(ys) > 1 else ys[0]
     return ctx.op("Reshape", y, ctx.i64([n, co, ho, wo]))
 
