@@ -486,6 +486,10 @@ def _reduce(ctx, node, xs):
         c = compute_dtype(op_type, dt)
     if c is not dt:
         x = ctx.cast(x, c)
+    if op_type == "ReduceSum" and c is T.float32:
+        y = _sum_leading_as_gemm(ctx, node, x)
+        if y is not None:
+            return ctx.cast(y, dt) if c is not dt else y
     square = _squared_operand(ctx, node) if op_type == "ReduceSum" and c is dt else None
     if square is not None:  # sum(x * x): one pass, no x*x buffer
         op_type, x = "ReduceSumSquare", square
@@ -494,6 +498,33 @@ def _reduce(ctx, node, xs):
     else:
         y = ctx.op(op_type, x, axes=list(dims), keepdims=int(keepdim))
     return ctx.cast(y, dt) if c is not dt else y
+
+
+def _sum_leading_as_gemm(ctx, node, x: str) -> str | None:
+    """A float32 sum over the leading axes (and possibly others) as ``ones[1, R] @ x[R, rest]``, the
+    remaining axes by ReduceSum; None when the leading axis is not reduced or its size is symbolic.
+
+    ONNX Runtime's ReduceSum over a leading axis splits the reduced axis across threads badly: a Linear
+    bias gradient (512x512, axis 0) takes 290 us at 2 threads and 40 us at 1, the Gemm 70 and 33 us.
+    Batch-norm statistics (axes 0, 2, 3 of 64x32x8x8) go from 71 to 58 us at 2 threads.
+    """
+    shape = node.inputs[0].shape
+    dims = sorted(d % len(shape) for d in node.attrs["dims"])
+    k = 0
+    while k < len(dims) and dims[k] == k:
+        k += 1
+    if k == 0 or k == len(shape) or not all(isinstance(d, int) for d in shape[:k]):
+        return None
+    rows = int(np.prod(shape[:k]))
+    if rows < 2:
+        return None
+    rest = list(shape[k:])
+    y = ctx.op("Gemm", ctx.const(np.ones((1, rows), np.float32), hint="ones"), ctx.op("Flatten", x, axis=k))
+    y = ctx.op("Reshape", y, ctx.shape(rest))  # [rest...]
+    others = [d - k for d in dims[k:]]
+    if others:
+        y = ctx.op("ReduceSum", y, ctx.i64(others), keepdims=0)
+    return ctx.op("Reshape", y, ctx.shape(list(node.output.shape)))
 
 
 def _squared_operand(ctx, node) -> str | None:

@@ -131,6 +131,10 @@ for _op in ("sum", "prod", "amax", "amin"):
 CASES += [("amax", [(I16, S, "any")], {"dims": (1,), "keepdim": False}),
           ("amax", [(B, S, "any")], {"dims": (0,), "keepdim": True}),
           ("sum", [(I8, S, "any")], {"dims": (1,), "keepdim": False})]
+# float32 sums over leading axes lower as a Gemm with a row of ones (plus ReduceSum for the other axes)
+CASES += [("sum", [(F32, shape, "any")], {"dims": dims, "keepdim": kd}) for shape, dims, kd in [
+    ((37, 19), (0,), False), ((37, 19), (0,), True), ((4, 5, 6), (0, 1), False), ((6, 3, 4, 5), (0, 2, 3), True),
+    ((6, 3, 4, 5), (0, 3), False)]]
 for _op in ("argmax", "argmin"):
     for _dt in (F32, I64, I16):
         CASES += [(_op, [(_dt, (3, 5), "any")], {"dim": 1, "keepdim": False}),
@@ -194,6 +198,16 @@ def test_primitive_matches_numpy_kernel(case):
     g, arrays = build(op, specs, attrs)
     lowp = any(s[0] in (F16, BF16) for s in specs) or attrs.get("dtype") in (F16, BF16)
     check(g, arrays, rtol=1e-2 if lowp else 1e-5, atol=1e-2 if lowp else 1e-6)
+
+
+def test_leading_axis_sums_are_one_gemm():
+    g = Graph("bias_grad")
+    x = g.add_input(T.TensorType(F32, (64, 10)), "x")
+    with GraphBuilder(g):
+        g.outputs = [P.sum_(x, dims=(0,), keepdim=False)]
+    ops = [n.op_type for n in graph_to_onnx(g).graph.node]
+    assert "Gemm" in ops and "ReduceSum" not in ops
+    check(g, [arr(F32, (64, 10))], rtol=1e-5, atol=1e-5)
 
 
 def test_every_primitive_has_an_onnx_lowering():
