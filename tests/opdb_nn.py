@@ -167,6 +167,8 @@ def primitive_cases():
     ties = np.round(uniform((2, 3, 6, 8), 39, lo=0.0, hi=2.0))
     yield PrimCase(P["max_pool2d_backward"], (uniform((2, 3, 3, 4), 40), ties),
                    _pool_attrs((2, 2), (2, 2)), ref_max_pool2d_backward, "2x2-ties")
+    yield PrimCase(P["max_pool2d_backward"], (uniform((2, 3, 2, 4), 46), ties),
+                   _pool_attrs((3, 2), (3, 2)), ref_max_pool2d_backward, "3x2-tiles-ties")
     yield PrimCase(P["max_pool2d_backward"], (uniform((1, 2, 2, 2), 44), uniform((1, 2, 7, 8), 45)),
                    _pool_attrs((2, 3), (3, 4)), ref_max_pool2d_backward, "stride-gt-kernel")
 

@@ -183,17 +183,57 @@ def _pool_key(node, x_name) -> tuple:
             tuple(a["dilation"]), bool(a["ceil_mode"]))
 
 
+def _tiles(node, x_shape) -> bool:
+    """Windows that tile the (static) image exactly: stride = kernel, no padding or dilation."""
+    a = node.attrs
+    h, w = x_shape[2:]
+    kh, kw = a["kernel_size"]
+    return (isinstance(h, int) and isinstance(w, int) and tuple(a["stride"]) == (kh, kw)
+            and tuple(a["dilation"]) == (1, 1) and h % kh == 0 and w % kw == 0
+            and not any(_pool_attrs(node, x_shape)["pads"]))
+
+
+def _max_pool_tiled_backward(ctx, node, g, x, y) -> str:
+    """g routed to the first maximum of each tile, from the pooled values alone (no Indices).
+
+    ONNX Runtime's MaxPool with an Indices output is a slow scalar kernel (0.8 ms for the digits CNN's
+    64x32x8x8, 60 us without it). Instead: the positions equal to their tile's maximum, each scored by its
+    rank in the tile (the first position scores highest); a second MaxPool of the scores picks the first
+    maximum, as PyTorch's kernel does on ties. Upsampling is Resize (nearest). Forward and backward pooling
+    together, measured in one process: 0.72 -> 0.39 ms at 1 thread, 0.72 -> 0.56-0.68 ms at 2.
+    """
+    kh, kw = node.attrs["kernel_size"]
+    h, w = node.inputs[1].shape[2:]
+    scales = ctx.const(np.array([1, 1, kh, kw], np.float32), hint="scales")
+
+    def up(v):
+        return ctx.op("Resize", v, "", scales, mode="nearest", nearest_mode="floor",
+                      coordinate_transformation_mode="asymmetric")
+
+    rank = (kh * kw - np.arange(kh * kw, dtype=np.float32)).reshape(kh, kw)
+    score_map = ctx.const(np.tile(rank, (h // kh, w // kw)).reshape(1, 1, h, w), hint="tile_rank")
+    # scores by Cast + Mul (ONNX Runtime's Where with a broadcast operand is slower); the result by Where,
+    # so the other positions get an exact 0 even where g is inf or NaN
+    scores = ctx.op("Mul", ctx.cast(ctx.op("Equal", x, up(y)), T.float32), score_map)
+    first = ctx.op("Equal", scores, up(ctx.op("MaxPool", scores, kernel_shape=[kh, kw], strides=[kh, kw])))
+    return ctx.op("Where", first, up(g), ctx.scalar(0.0, T.float32))
+
+
 @lowering("max_pool2d")
 def _max_pool2d(ctx, node, xs):
     dt = node.inputs[0].dtype
     x, c = _in(ctx, "MaxPool", xs[0], dt)
     shape = node.inputs[0].shape
+    if c is T.float32 and _tiles(node, shape):
+        y = ctx.op("MaxPool", x, **_pool_attrs(node, shape))
+        ctx.shared[_pool_key(node, xs[0])] = ("pooled", y)  # for the backward's tile maxima
+        return _out(ctx, y, c, dt)
     if c is T.float32 and _unpoolable(node, shape) and any(
             n.op == "max_pool2d_backward" and n.inputs[1] is node.inputs[0]
             and _pool_key(n, xs[0]) == _pool_key(node, xs[0]) for n in ctx.graph.nodes):
         # a training graph: the backward reuses this pooling's indices instead of pooling again
         y, idx = _max_pool_with_indices(ctx, node, x, shape)
-        ctx.shared[_pool_key(node, xs[0])] = idx
+        ctx.shared[_pool_key(node, xs[0])] = ("indices", idx)
         return _out(ctx, y, c, dt)
     attrs = _pool_attrs(node, shape, node.attrs["dilation"])
     y = ctx.op("MaxPool", x, dilations=list(node.attrs["dilation"]), **attrs)
@@ -207,9 +247,14 @@ def _max_pool2d_backward(ctx, node, xs):
     g_name, x_name = xs
     dt = node.inputs[1].dtype
     x, c = _in(ctx, "MaxPool", x_name, dt)
+    shared = ctx.shared.get(_pool_key(node, x_name), (None, None))
+    if c is T.float32 and _tiles(node, node.inputs[1].shape):
+        g, gc = _in(ctx, "Where", g_name, dt)
+        y = shared[1] if shared[0] == "pooled" else ctx.op("MaxPool", x, **_pool_attrs(node, node.inputs[1].shape))
+        return _out(ctx, _max_pool_tiled_backward(ctx, node, g, x, y), gc, dt)
     shape = ctx.op("Shape", x_name)
     if c is T.float32 and _unpoolable(node, node.inputs[1].shape):
-        idx = ctx.shared.get(_pool_key(node, x_name))
+        idx = shared[1] if shared[0] == "indices" else None
         if idx is None:
             _, idx = _max_pool_with_indices(ctx, node, x, node.inputs[1].shape)
         g, gc = _in(ctx, "MaxUnpool", g_name, dt)
