@@ -117,14 +117,14 @@ def nonnegative(ctx: LoweringContext, v) -> bool:
 
 @lowering("sign")
 def _sign(ctx, node, xs):
-    """Sign of a relu output (the relu VJP's mask) as ``Ceil(Clip(x, 0, 1))``: equal to Sign on values
-    that are >= 0 or NaN, and ONNX Runtime's Sign kernel is ~3x slower than the two ops together."""
+    """Sign of a relu output (the relu VJP's mask) as ``Cast(Cast(x, bool), float)``: 0 for 0 and 1 for
+    positive values, like Sign, and ONNX Runtime's Sign kernel is ~3x slower. A NaN output masks to 1, so
+    the gradient passes there as in PyTorch's threshold_backward (ember's eager kernel gives NaN; either
+    way that step's loss is NaN). Measured on a 512x512 relu backward, 1 thread: Clip+Ceil+Mul 213 us,
+    Cast+Cast+Mul 137 us."""
     dt = node.inputs[0].dtype
     if dt.is_floating_point and nonnegative(ctx, node.inputs[0]):
-        c = cdt(dt)
-        x = ctx.cast(xs[0], c) if c is not dt else xs[0]
-        y = ctx.op("Ceil", ctx.op("Clip", x, ctx.scalar(0, c), ctx.scalar(1, c)))
-        return ctx.cast(y, dt) if c is not dt else y
+        return ctx.cast(ctx.cast(xs[0], T.bool_), dt)
     return emit(ctx, "Sign", xs, dt)
 
 

@@ -210,6 +210,20 @@ def test_leading_axis_sums_are_one_gemm():
     check(g, [arr(F32, (64, 10))], rtol=1e-5, atol=1e-5)
 
 
+def test_relu_mask_lowers_without_sign_and_passes_g_at_nan_like_pytorch():
+    g = Graph("relu_vjp")
+    x = g.add_input(T.TensorType(F32, (2, 5)), "x")
+    gy = g.add_input(T.TensorType(F32, (2, 5)), "gy")
+    with GraphBuilder(g):
+        g.outputs = [P.mul(gy, P.sign(P.relu(x)))]
+    assert "Sign" not in [n.op_type for n in graph_to_onnx(g).graph.node]
+    xv = np.array([[-1.0, 0.0, 2.0, -0.0, 1e-30], [np.nan, 3.0, -2.0, 0.5, np.inf]], np.float32)
+    gv = np.arange(1, 11, dtype=np.float32).reshape(2, 5)
+    got = compile_onnxruntime(g, {})([xv, gv])[0]
+    # torch.relu(x).backward(g): threshold_backward passes g where the output is not <= 0 (NaN included)
+    np.testing.assert_array_equal(got, np.where(np.maximum(xv, 0) > 0, gv, 0) + np.where(np.isnan(xv), gv, 0))
+
+
 def test_every_primitive_has_an_onnx_lowering():
     missing = sorted(name for name in PRIMITIVES if name not in LOWERINGS)
     assert missing == []
