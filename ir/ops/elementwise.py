@@ -147,9 +147,10 @@ sub.def_vjp(lambda g, ins, out, needs, attrs: (g, neg(g) if needs[1] else None))
 def _mul_vjp(g, ins, out, needs, attrs):
     a, b = ins
     if a is b and needs[0]:
-        # x * x (a variance, a square): one product, accumulated twice, instead of two equal products
-        t = mul(g, a)
-        return (t, t)
+        # x * x (a variance, a square): one product 2g * x, instead of g * x accumulated twice. When g is
+        # a broadcast per-channel value (a batch-norm variance's gradient) the doubling stays per channel
+        # and the full-size add disappears.
+        return (mul(add(g, g), a), None)
     return (mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None)
 
 

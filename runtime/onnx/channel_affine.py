@@ -15,6 +15,7 @@ with an inverse standard deviation of exactly 1, so:
 - ``Sub(x, m)``  -> ``BatchNormalization(x, scale=1, bias=0, mean=m, var=1)``  (``x + (-m)``: exact)
 - ``Sub(b, x)``  -> ``BatchNormalization(x, scale=-1, bias=b, mean=0, var=1)``
 - ``Add(Mul(x, s), b)`` with the product used only there -> one ``BatchNormalization(x, s, b, 0, 1)``
+- ``Add(Add(Mul(x, s), y), b)`` with single-use intermediates -> ``Add(BatchNormalization(x, s, b), y)``
 
 Results are those of the original ops to the rounding of one multiply-add. Only float32 tensors of rank
 >= 3 whose other operand broadcasts along the channel axis alone qualify. Like ``nchwc.py`` this rewrites
@@ -79,6 +80,35 @@ def _split(node, shapes):
     if _channel_vector(sb, sa):
         return a, b, True
     return None
+
+
+def _bias_into_summand(nodes, split, producer, consumers, graph_outputs, fused_mul) -> dict:
+    """``Add(Add(Mul(x, s), y), b)`` with per-channel ``s``, ``b`` and single-use intermediates: the bias
+    joins the product's BatchNormalization (``x * s + b``) and the outer Add disappears, one full-size pass
+    less (a batch-norm backward adds a per-channel term to the sum of two full-size terms).
+
+    Returns id(outer Add) -> (the Mul, the inner Add, b); both move to the outer Add's place, where ``b``
+    is surely computed (they have no other readers, so nothing needs them earlier)."""
+    def single_use(n) -> bool:
+        return consumers.get(n.output[0]) == 1 and n.output[0] not in graph_outputs
+
+    out = {}
+    taken: set = set()
+    for n in nodes:
+        s = split[id(n)]
+        if n.op_type != "Add" or s is None or id(n) in fused_mul:
+            continue
+        p = producer.get(s[0])
+        if p is None or p.op_type != "Add" or split.get(id(p)) is not None or not single_use(p):
+            continue
+        for operand in p.input:
+            q = producer.get(operand)
+            if (q is not None and q.op_type == "Mul" and split.get(id(q)) is not None and single_use(q)
+                    and id(q) not in taken and id(p) not in taken):
+                out[id(n)] = (q, p, s[1])
+                taken |= {id(q), id(p)}
+                break
+    return out
 
 
 class _Builder:
@@ -147,11 +177,13 @@ def rewrite_channel_ops(model: onnx.ModelProto, known_shapes: dict | None = None
                 and m.output[0] not in graph_outputs):
             fused_mul[id(n)] = ms[:2]
             absorbed.add(id(m))
+    pushed = _bias_into_summand(nodes, split, producer, consumers, graph_outputs, fused_mul)
+    deferred = {id(q) for q, _, _ in pushed.values()} | {id(p) for _, p, _ in pushed.values()}
     b = _Builder(model.graph)
     changed = False
     for n in nodes:
         s = split[id(n)]
-        if id(n) in absorbed:  # computed by the BatchNormalization that replaces its Add
+        if id(n) in absorbed or id(n) in deferred:  # emitted with the node that absorbs them
             continue
         if s is None:
             b.nodes.append(n)
@@ -159,7 +191,15 @@ def rewrite_channel_ops(model: onnx.ModelProto, known_shapes: dict | None = None
         x, v, x_first = s
         c = shapes[x][1]
         out, name = n.output[0], n.name
-        if id(n) in fused_mul:
+        if id(n) in pushed:
+            q, p, _ = pushed[id(n)]
+            qx, qv, _ = split[id(q)]
+            b.bn(qx, q.output[0], c, scale=b.flat(qv, c), bias=b.flat(v, c), name=q.name)
+            renamed = onnx.NodeProto()
+            renamed.CopyFrom(p)
+            renamed.output[0] = out
+            b.nodes.append(renamed)
+        elif id(n) in fused_mul:
             mx, ms = fused_mul[id(n)]
             b.bn(mx, out, c, scale=b.flat(ms, c), bias=b.flat(v, c), name=name)
         elif n.op_type == "Mul":

@@ -213,15 +213,25 @@ def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
     graph's value (inlined bodies share one namespace), so a broadcast made outside a fused
     group is elided inside it too.
     """
+    return _elide(ctx, node, xs, allow_smaller=False)[0]
+
+
+def _elide(ctx: LoweringContext, node: Node, xs: list, allow_smaller: bool) -> tuple[list, tuple | None]:
+    """(operands, the shape they broadcast to) for ``elide_broadcasts``; with ``allow_smaller`` also when
+    that shape is less than the output's (static shapes only), else (xs, None)."""
     from ember.ir.types import ShapeError, broadcast_shapes
     srcs = []
     changed = False
+    small = ctx.shared.setdefault("broadcast_results", {})
     for v, x in zip(node.inputs, xs):
         octx, ov = resolve_outer(ctx, v)
         p = ov.producer
         if p is not None and p.op == "broadcast_to" and p.inputs[0].name in octx.names:
             p, v = p.inputs[0].producer, p.inputs[0]
             srcs.append((v, octx.names[v.name]))
+            changed = True
+        elif x in small:  # the Expand of a result computed small (see small_elementwise)
+            srcs.append(small[x])
             changed = True
         else:
             srcs.append((v, x))
@@ -230,13 +240,41 @@ def elide_broadcasts(ctx: LoweringContext, node: Node, xs: list) -> list:
             srcs[-1] = (_Scalar(), ctx.scalar(p.attrs["value"], v.dtype))
             changed = True
     if not changed:
-        return xs
+        return xs, None
     try:
-        if broadcast_shapes(*[tuple(v.shape) for v, _ in srcs]) != tuple(node.output.shape):
-            return xs
+        shape = broadcast_shapes(*[tuple(v.shape) for v, _ in srcs])
     except ShapeError:
-        return xs
-    return [x for _, x in srcs]
+        return xs, None
+    if shape != tuple(node.output.shape) and not (allow_smaller and all(isinstance(d, int) for d in shape)):
+        return xs, None
+    return [x for _, x in srcs], shape
+
+
+class _Small:
+    """A value computed at a smaller shape than the IR's, broadcast after (``small_elementwise``)."""
+
+    def __init__(self, shape, dtype) -> None:
+        self.shape, self.dtype = tuple(shape), dtype
+
+
+def small_elementwise(ctx: LoweringContext, node: Node, xs: list, op_type: str, dt: T.DType,
+                      out_dtype: T.DType | None = None) -> str:
+    """``op_type`` on the operands' broadcast sources when those make a smaller result than the output.
+
+    ``add(broadcast(g), broadcast(g))`` (a batch-norm variance's doubled per-channel gradient) then costs
+    a [1, C, 1, 1] Add instead of two full-size Expands and a full-size Add. The result is Expanded to the
+    IR's shape for readers that need it; elementwise readers take the small value (``elide_broadcasts``)
+    and the Expand is dropped as dead code.
+    """
+    ins, shape = _elide(ctx, node, xs, allow_smaller=True)
+    y = emit(ctx, op_type, ins, dt, out_dtype=out_dtype)
+    if shape is None:
+        return y
+    if shape == tuple(node.output.shape):
+        return y
+    full = ctx.op("Expand", y, ctx.shape(node.output.shape))
+    ctx.shared["broadcast_results"][full] = (_Small(shape, node.output.dtype), y)
+    return full
 
 
 _COMPARE = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
@@ -245,8 +283,7 @@ _LOGICAL = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor"}
 
 def _binary_rule(op_type, out_bool=False):
     def rule(ctx, node, xs):
-        return emit(ctx, op_type, elide_broadcasts(ctx, node, xs), node.inputs[0].dtype,
-                    out_dtype=T.bool_ if out_bool else None)
+        return small_elementwise(ctx, node, xs, op_type, node.inputs[0].dtype, out_dtype=T.bool_ if out_bool else None)
     return rule
 
 
@@ -296,7 +333,7 @@ def _mul(ctx, node, xs):
                 scaled = emit(ctx, "Mul", [ctx.names[x_v.name], s_name], dt)  # x has the output's shape
                 shift = emit(ctx, "Neg", [emit(ctx, "Mul", [m_name, s_name], dt)], dt)
                 return emit(ctx, "Add", [scaled, shift], dt)
-    return emit(ctx, "Mul", elide_broadcasts(ctx, node, xs), dt)
+    return small_elementwise(ctx, node, xs, "Mul", dt)
 
 
 def _gemm_operands(ctx, node):
@@ -338,7 +375,7 @@ def _add(ctx, node, xs):
         src = bp.inputs[0]
         if len(src.shape) in (1, 2) and src.shape[-1] == mm.shape[-1] and (len(src.shape) == 1 or src.shape[0] == 1):
             return ctx.op("Gemm", *g[0], ctx.names[src.name], **g[1])
-    return emit(ctx, "Add", elide_broadcasts(ctx, node, xs), node.inputs[0].dtype)
+    return small_elementwise(ctx, node, xs, "Add", node.inputs[0].dtype)
 
 
 @lowering("ne")
@@ -351,7 +388,7 @@ def _ne(ctx, node, xs):
 def _div(ctx, node, xs):
     dt = node.inputs[0].dtype
     if dt.is_floating_point:
-        return emit(ctx, "Div", elide_broadcasts(ctx, node, xs), dt)
+        return small_elementwise(ctx, node, xs, "Div", dt)
     # numpy's true_divide of integers is float64; the type rule keeps the operand dtype,
     # so match the kernel: divide in float64 and cast back (truncates toward zero)
     a, b = (ctx.cast(x, T.float64) for x in xs)

@@ -100,6 +100,23 @@ def test_a_product_read_elsewhere_is_not_absorbed_into_its_add():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+def test_a_bias_added_to_a_sum_joins_the_product_in_that_sum():
+    # Add(Add(Mul(x, s), y), b): the bias b is computed after the inner Add, as in a batch-norm backward
+    nodes = [helper.make_node("Mul", ["x", "v"], ["p"]), helper.make_node("Add", ["p", "z"], ["q"]),
+             helper.make_node("Neg", ["c"], ["b"]), helper.make_node("Add", ["q", "b"], ["y"])]
+    inputs = [X4, V4, ("z", [2, 5, 4, 3]), ("c", [1, 5, 1, 1])]
+    model = _model(nodes, inputs)
+    rewritten = rewrite_channel_ops(model)
+    ops = _ops(rewritten)
+    assert ops.count("BatchNormalization") == 1 and ops.count("Add") == 1 and "Mul" not in ops, ops
+    defined = {i.name for i in rewritten.graph.input} | {t.name for t in rewritten.graph.initializer} | {""}
+    for n in rewritten.graph.node:  # still topologically ordered
+        assert set(n.input) <= defined, n
+        defined |= set(n.output)
+    feed = _feed(inputs, np.random.default_rng(3))
+    np.testing.assert_allclose(_run(rewritten, feed)[0], _run(model, feed)[0], rtol=1e-6, atol=1e-6)
+
+
 def test_shapes_from_the_lowering_reach_past_ops_onnx_cannot_infer():
     # MaxUnpool's output shape is a run-time input: ONNX's inference stops there, the lowering's shapes do not
     nodes = [helper.make_node("MaxPool", ["x"], ["p", "i"], kernel_shape=[2, 2], strides=[2, 2]),

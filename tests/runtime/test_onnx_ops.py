@@ -224,6 +224,21 @@ def test_relu_mask_lowers_without_sign_and_passes_g_at_nan_like_pytorch():
     np.testing.assert_array_equal(got, np.where(np.maximum(xv, 0) > 0, gv, 0) + np.where(np.isnan(xv), gv, 0))
 
 
+def test_an_op_of_broadcasts_runs_at_the_sources_size():
+    # (g + g) * x with g = broadcast([1, 3, 1, 1]): the add stays [1, 3, 1, 1], no full-size Expand
+    g = Graph("small")
+    s = g.add_input(T.TensorType(F32, (1, 3, 1, 1)), "s")
+    x = g.add_input(T.TensorType(F32, (2, 3, 4, 5)), "x")
+    with GraphBuilder(g):
+        b = P.broadcast_to(s, shape=(2, 3, 4, 5))
+        two_b = P.add(b, b)
+        g.outputs = [P.mul(two_b, x), P.sum_(two_b, dims=(0, 2, 3), keepdim=False)]  # a reduction reads it too
+    model = graph_to_onnx(g)
+    adds = [n for n in model.graph.node if n.op_type == "Add"]
+    assert len(adds) == 1 and sum(n.op_type == "Expand" for n in model.graph.node) == 1  # for the sum only
+    check(g, [arr(F32, (1, 3, 1, 1)), arr(F32, (2, 3, 4, 5))], rtol=1e-6, atol=1e-6)
+
+
 def test_every_primitive_has_an_onnx_lowering():
     missing = sorted(name for name in PRIMITIVES if name not in LOWERINGS)
     assert missing == []
