@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Optional, Union
 import numpy as np
 import onnx
 
-from ember.ir.graph import Graph
+from ember.ir.graph import ROLE_PARAM, Graph
 from ember.runtime.onnx import DEFAULT_OPSET, OnnxLoweringError, graph_to_onnx
 from ember.runtime.onnx.session import make_session, providers_for
 
@@ -143,6 +143,8 @@ def export(model, args, f: Union[str, os.PathLike, BinaryIO, None] = None, input
         weights = traced.weights()
         if do_constant_folding:
             graph = _fold(graph)
+            if export_params and not _training(training, model):
+                graph, weights = _fold_parameters(graph, weights)
         opset = DEFAULT_OPSET if opset_version is None else int(opset_version)
         in_names = list(input_names or [])
         try:
@@ -151,6 +153,8 @@ def export(model, args, f: Union[str, os.PathLike, BinaryIO, None] = None, input
                                         producer="ember", fuse_mode="function" if fuse else "inline")
         except OnnxLoweringError as err:
             raise OnnxExportError(str(err)) from None
+        if do_constant_folding and export_params:
+            _fold_initializer_reshapes(model_proto, keep=set(traced.weights()))
         if keep_initializers_as_inputs:
             for init in model_proto.graph.initializer:
                 t = graph.value(init.name).type if _has_value(graph, init.name) else None
@@ -210,6 +214,128 @@ def _fold(graph: Graph) -> Graph:
         return fold(graph)
     except Exception:  # noqa: BLE001 - folding is an optimization; the unfolded graph is still right
         return graph
+
+
+def _training(training, model) -> bool:
+    """Whether the export is of the training-mode graph (whose parameters must stay as they are)."""
+    if training == TrainingMode.TRAINING:
+        return True
+    return training == TrainingMode.PRESERVE and bool(getattr(model, "training", False))
+
+
+_VIEW_OPS = frozenset({"permute", "reshape", "broadcast_to"})
+
+
+def _fold_parameters(graph: Graph, weights: dict) -> tuple[Graph, dict]:
+    """Inference-time parameter folding, as ``torch.onnx.export(do_constant_folding=True)``: a batch norm after
+    a convolution moves into the convolution's weight and bias (``fold_conv_bn``), then every value computed
+    from parameters alone (a batch norm's scale and shift, a transposed weight) becomes one initializer,
+    named after the parameter it came from (``0.weight.folded``). Parameters used as they are keep their
+    names. Returns the graph and its initializer values."""
+    try:
+        from ember.passes import dce
+        from ember.passes._rewrite import rebuild
+        from ember.passes.conv_bn import fold_conv_bn
+        from ember.runtime.interpreter import run_graph
+    except ImportError:  # pragma: no cover - passes not present
+        return graph, weights
+    try:
+        graph = dce(fold_conv_bn(graph))
+    except Exception:  # noqa: BLE001 - an optimization; the unfolded graph is still right
+        return graph, weights
+    static = {v.name for v in graph.inputs if v.name in weights}
+    for n in graph.nodes:
+        if n.op not in ("uniform", "normal", "randint") and all(v.name in static for v in n.inputs):
+            static.add(n.output.name)
+    boundary = []  # computed static values that something non-static (or the output) reads
+    seen: set = set()
+    readers = [n for n in graph.nodes if n.output.name not in static]
+    for v in [v for n in readers for v in n.inputs] + list(graph.outputs):
+        if v.name not in static:
+            continue
+        # views stay in the graph: a transposed Linear weight is Gemm(transB) of `fc1.weight` itself, and a
+        # broadcast is folded at its (small) source
+        while v.producer is not None and v.producer.op in _VIEW_OPS and v.producer.subgraph is None:
+            v = v.producer.inputs[0]
+        if v.producer is not None and v.name not in seen:
+            seen.add(v.name)
+            boundary.append(v)
+    if not boundary:
+        return graph, weights
+    params = [v for v in graph.inputs if v.name in weights]
+    needed, stack = set(), list(boundary)
+    while stack:
+        v = stack.pop()
+        if v.producer is not None and v.name not in needed:
+            needed.add(v.name)
+            stack.extend(v.producer.inputs)
+    sub = Graph("fold", list(params), [n for n in graph.nodes if n.output.name in needed], list(boundary))
+    values = run_graph(sub, [np.asarray(weights[v.name]) for v in params])
+    origin = {v.name: v.name for v in params}
+    for n in graph.nodes:  # the parameter a folded value comes from: preferably an input of its own shape
+        if n.output.name in static:
+            known = [v for v in n.inputs if v.name in origin]
+            same = [v for v in known if tuple(v.shape) == tuple(n.output.shape)]
+            origin[n.output.name] = origin[(same or known)[0].name] if known else "constant"
+    weights = dict(weights)
+    folded = {}
+    taken = {v.name for v in graph.inputs}
+    for v, value in zip(boundary, values):
+        name, k = f"{origin[v.name]}.folded", 1
+        while name in taken:
+            k += 1
+            name = f"{origin[v.name]}.folded{k}"
+        taken.add(name)
+        folded[v.name] = name
+        weights[name] = value
+
+    def rewrite(new, node, ins):
+        name = folded.get(node.output.name)
+        return new.add_input(node.output.type, name, ROLE_PARAM) if name is not None else None
+    new = dce(rebuild(graph, rewrite))
+    new.inputs.sort(key=lambda v: v.name in weights)  # user inputs first, as graph_to_onnx expects
+    return new, weights
+
+
+def _fold_initializer_reshapes(model: onnx.ModelProto, keep: set) -> None:
+    """``Reshape(initializer, constant shape)`` with nothing else reading the initializer: the initializer
+    itself reshaped (a folded batch norm's bias [1, C, 1, 1] given to Conv as [C]). The module's own
+    parameters (``keep``) keep their shapes."""
+    from onnx import numpy_helper
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    consts = {n.output[0]: n for n in g.node if n.op_type == "Constant" and n.attribute
+              and n.attribute[0].name == "value"}
+    reads: dict = {}
+    for n in g.node:
+        for i in n.input:
+            reads[i] = reads.get(i, 0) + 1
+    outputs = {o.name for o in g.output}
+    renamed, dropped = {}, set()
+    nodes = list(g.node)  # one wrapper per node: their ids below must not be recycled
+    for k, n in enumerate(nodes):
+        if (n.op_type != "Reshape" or n.input[0] not in inits or n.input[0] in keep or reads.get(n.input[0]) != 1
+                or n.input[1] not in consts or n.output[0] in outputs
+                or any(a.name == "allowzero" and a.i for a in n.attribute)):
+            continue
+        shape = numpy_helper.to_array(consts[n.input[1]].attribute[0].t)
+        data = numpy_helper.to_array(inits[n.input[0]])
+        if (shape == 0).any():
+            continue
+        inits[n.input[0]].CopyFrom(numpy_helper.from_array(data.reshape(shape), n.input[0]))
+        renamed[n.output[0]] = n.input[0]
+        dropped.add(k)
+    if not dropped:
+        return
+    kept = [n for k, n in enumerate(nodes) if k not in dropped]
+    for n in kept:
+        for j, i in enumerate(n.input):
+            if i in renamed:
+                n.input[j] = renamed[i]
+    still_read = {i for n in kept for i in n.input}
+    kept = [n for n in kept if not (n.op_type == "Constant" and n.output[0] not in still_read)]
+    del g.node[:]
+    g.node.extend(kept)
 
 
 def _rename_output_dims(model: onnx.ModelProto, dynamic_axes: Optional[dict]) -> None:

@@ -5,7 +5,8 @@ the normalization itself, a convolution's bias, the backward's per-channel scali
 ``Mul``/``Add``/``Sub`` broadcast such an operand through a generic loop over runs of H*W elements, while
 its inference-mode ``BatchNormalization`` computes ``x * scale + bias`` per channel with vectorized code.
 Measured in one process on the 2-core VM (64x32x8x8 float32, 1 thread): a ``Mul`` + ``Add`` pair 126 us,
-the same pair as one ``BatchNormalization`` 11 us.
+the same pair as one ``BatchNormalization`` 11 us, in a chain of such ops; inside the digits CNN training step
+(where operands come from memory, not cache) the rewrite saves 4-7% of the step.
 
 With ``var = 1`` and ``epsilon = 0`` ONNX Runtime's kernel computes ``x * scale + (bias - mean * scale)``
 with an inverse standard deviation of exactly 1, so:

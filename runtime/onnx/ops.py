@@ -375,7 +375,38 @@ def _add(ctx, node, xs):
         src = bp.inputs[0]
         if len(src.shape) in (1, 2) and src.shape[-1] == mm.shape[-1] and (len(src.shape) == 1 or src.shape[0] == 1):
             return ctx.op("Gemm", *g[0], ctx.names[src.name], **g[1])
+    conv = _conv_with_bias(ctx, node)
+    if conv is not None:
+        return conv
     return small_elementwise(ctx, node, xs, "Add", node.inputs[0].dtype)
+
+
+def _conv_with_bias(ctx, node) -> str | None:
+    """``conv2d(x, w) + broadcast(b)`` (nn.Conv2d's bias, per output channel) -> one Conv with its B input.
+
+    The conv, already emitted, is left dead when nothing else reads it. In an export the model matches
+    PyTorch's (Conv with bias); in a training step it saves a full-size pass."""
+    from .ops_nn import conv2d_with_bias
+    if node.output.type.ndim != 4:
+        return None
+    for i in (0, 1):
+        (yctx, y), (bctx, bias) = resolve_outer(ctx, node.inputs[i]), resolve_outer(ctx, node.inputs[1 - i])
+        p, bp = y.producer, bias.producer
+        if (p is None or p.op != "conv2d" or p.subgraph is not None or yctx.users.get(y.name, 0) != 1
+                or bp is None or bp.op != "broadcast_to" or y.type != node.output.type):
+            continue
+        src = bp.inputs[0]
+        c = y.shape[1]
+        rp = src.producer
+        if rp is not None and rp.op == "reshape" and tuple(rp.inputs[0].shape) == (c,):
+            src = rp.inputs[0]  # nn.Conv2d's bias.reshape(1, C, 1, 1): Conv takes the [C] parameter itself
+        if (src.dtype is y.dtype and isinstance(c, int) and tuple(src.shape) in ((c,), (1, c, 1, 1), (c, 1, 1))
+                and src.name in bctx.names):
+            b = bctx.names[src.name]
+            if len(src.shape) != 1:
+                b = ctx.op("Reshape", b, ctx.i64([c]))
+            return conv2d_with_bias(ctx, p, yctx.names[p.inputs[0].name], yctx.names[p.inputs[1].name], b)
+    return None
 
 
 @lowering("ne")
@@ -590,6 +621,10 @@ def _reshape(ctx, node, xs):
     shape = tuple(node.attrs["shape"])
     if tuple(node.inputs[0].shape) == shape:
         return ctx.op("Identity", xs[0])
+    src = tuple(node.inputs[0].shape)
+    if (len(shape) == 2 and len(src) > 2 and shape[0] == src[0] and all(isinstance(d, int) for d in src[1:])
+            and shape[1] == int(np.prod(src[1:]))):
+        return ctx.op("Flatten", xs[0], axis=1)  # nn.Flatten: no Shape/Concat for a symbolic batch
     # allowzero=1: a literal 0 means a zero-size dim, not "copy the input's dim"
     attrs = {}
     if any(isinstance(d, int) and d == 0 for d in shape):

@@ -41,16 +41,28 @@ def _out(ctx, y, c, dt):
 
 @lowering("conv2d")
 def _conv2d(ctx, node, xs):
-    a = node.attrs
     dt = node.inputs[0].dtype
     x, c = _in(ctx, "Conv", xs[0], dt)
     w, _ = _in(ctx, "Conv", xs[1], dt)
-    kh, kw = node.inputs[1].shape[2:]
     if _small_output_conv(node):
         return _out(ctx, _conv_as_gemm(ctx, node, x, w, c), c, dt)
-    y = ctx.op("Conv", x, w, kernel_shape=[int(kh), int(kw)], strides=list(a["stride"]), pads=_pads(a["padding"]),
-               dilations=list(a["dilation"]), group=int(a["groups"]))
-    return _out(ctx, y, c, dt)
+    return _out(ctx, _conv(ctx, node, x, w), c, dt)
+
+
+def _conv(ctx, node, x: str, w: str, *bias: str) -> str:
+    a = node.attrs
+    kh, kw = node.inputs[1].shape[2:]
+    return ctx.op("Conv", x, w, *bias, kernel_shape=[int(kh), int(kw)], strides=list(a["stride"]),
+                  pads=_pads(a["padding"]), dilations=list(a["dilation"]), group=int(a["groups"]))
+
+
+def conv2d_with_bias(ctx, node, x: str, w: str, bias: str) -> str | None:
+    """The conv2d ``node`` of ``x`` and ``w`` with a per-channel bias as ONNX Conv's third input (None where
+    the lowering would not emit a plain Conv)."""
+    dt = node.inputs[0].dtype
+    if _small_output_conv(node) or compute_dtype("Conv", dt) is not dt:
+        return None
+    return _conv(ctx, node, x, w, bias)
 
 
 def _small_output_conv(node) -> bool:

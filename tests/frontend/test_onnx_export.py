@@ -136,3 +136,50 @@ def test_eval_batchnorm_folds_into_conv_in_onnxruntime(tmp_path):
     ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
     assert not {"Sub", "Mul", "Add", "Div", "Sqrt"} & set(ops), ops
+
+
+def _conv_bn_net():
+    ember.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+    m.train()
+    m(ember.randn(8, 1, 6, 6))  # non-trivial running statistics
+    return m
+
+
+def test_constant_folding_exports_conv_bn_as_one_conv_like_torch():
+    m = _conv_bn_net()
+    m.eval()
+    x = ember.randn(2, 1, 6, 6)
+    res = ember.onnx.export(m, (x,), None, input_names=["x"], dynamic_axes={"x": {0: "batch"}}, verify=True)
+    g = res.model.graph
+    assert [n.op_type for n in g.node] == ["Conv", "Relu", "Flatten", "Gemm"]  # torch.onnx.export's graph
+    names = {t.name: tuple(t.dims) for t in g.initializer}
+    # the untouched Linear keeps its parameter names; the conv's folded weight and bias are named after theirs
+    assert names == {"4.weight": (3, 144), "4.bias": (3,), "0.weight.folded": (4, 1, 3, 3), "0.bias.folded": (4,)}
+    assert max(res.max_errors.values()) < 1e-5
+    xb = np.random.default_rng(0).standard_normal((5, 1, 6, 6)).astype(np.float32)  # another batch size
+    got = _run(res.model.SerializeToString(), {"x": xb})[0]
+    np.testing.assert_allclose(got, m(ember.from_numpy(xb)).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_without_constant_folding_or_in_training_mode_the_batch_norm_stays():
+    m = _conv_bn_net()
+    m.eval()
+    x = ember.randn(2, 1, 6, 6)
+    unfolded = ember.onnx.export(m, (x,), None, do_constant_folding=False, verify=True)
+    assert {"0.weight", "1.weight", "1.running_var"} <= {t.name for t in unfolded.model.graph.initializer}
+    assert max(unfolded.max_errors.values()) < 1e-5
+    training = ember.onnx.export(m, (x,), None, training=TrainingMode.TRAINING)
+    assert {"0.weight", "1.weight"} <= {t.name for t in training.model.graph.initializer}
+    assert not any(t.name.endswith(".folded") for t in training.model.graph.initializer)
+
+
+def test_conv_bias_is_convs_third_input_and_keeps_its_name_and_shape():
+    ember.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU())
+    res = ember.onnx.export(m, (ember.randn(1, 2, 5, 5),), None, verify=True)
+    conv = res.model.graph.node[0]
+    assert [n.op_type for n in res.model.graph.node] == ["Conv", "Relu"] and list(conv.input[1:]) == ["0.weight",
+                                                                                                     "0.bias"]
+    assert {t.name: tuple(t.dims) for t in res.model.graph.initializer} == {"0.weight": (4, 2, 3, 3), "0.bias": (4,)}
+    assert max(res.max_errors.values()) < 1e-5
