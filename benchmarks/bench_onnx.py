@@ -11,26 +11,28 @@ Training step (MLP at batch 64 and 512, CNN at batch 64; SGD with momentum):
 Run: ``python benchmarks/bench_onnx.py [--quick] [--threads N]``. Prints a table and
 the ratios vs PyTorch eager.
 
-Figures (2-core VM, quiet, 2 threads, two runs; ratios = how many times faster ember+ORT is):
+Figures (2-core VM, 2 threads, three runs; ratios = how many times faster ember+ORT is):
 
-    case               metric        ember+ORT  torch eager  3rd (torch->ORT / torch.compile)
-    mlp infer b1       latency ms    0.110-0.113  0.138-0.155  0.106-0.112   1.25-1.38x
-    mlp infer b256     samples/s     91k-129k     101k-114k    94k-127k      0.90-1.13x
-    cnn infer b1       latency ms    0.066-0.097  0.193-0.305  0.066-0.096   2.9-3.1x
-    cnn infer b256     samples/s     114k-163k    44k-50k      114k-122k     2.6-3.3x
-    mlp train b64      ms/step       2.43-3.32    2.67-3.49    2.76-3.74     1.05-1.10x
-    mlp train b512     ms/step       11.4-12.2    11.2-11.2    11.1-11.8     0.92-0.97x
-    cnn train b64      ms/step       6.83-7.09    5.64-6.17    5.17-5.86     0.82-0.87x
+    case               metric        vs torch eager   vs 3rd (torch->ORT / torch.compile)
+    mlp infer b1       latency       1.17-1.92x       0.92-1.08x
+    mlp infer b256     samples/s     1.00-1.11x       1.02-1.16x
+    cnn infer b1       latency       3.2-3.9x         0.90-1.03x
+    cnn infer b256     samples/s     2.8-3.5x         1.02-1.68x
+    mlp train b64      ms/step       1.02-1.19x       1.10-1.19x
+    mlp train b512     ms/step       0.96-1.04x       0.96-1.07x
+    cnn train b64      ms/step       1.12-1.14x       1.03-1.05x
 
-The MLP steps are GEMM-bound: ONNX Runtime's MLAS and PyTorch's BLAS run the same products at
-about the same speed, so batch 512 is level. The CNN step loses on ops ONNX Runtime implements
-slowly on the CPU: MaxPool with its Indices output (~0.8 ms for 64x32x8x8, the largest node),
-Slice/Pad around the weight gradient's per-tap GEMMs, and ~200 small batch-norm and optimizer ops.
-At 1 thread the same CNN step takes ~6.2 ms against PyTorch's ~7.5 ms.
-What this session changed for the CNN step (same process, interleaved, CPU ms at 1 / 2 threads):
-NCHWc convolutions with run-time filters 6.73 -> 6.15 / 8.18 -> 7.17; max-pool gradient via
-MaxUnpool at the forward's indices, relu mask without Sign, broadcasts elided through fused groups
-and ReduceSumSquare ~8.2 -> 6.6 (1 thread); worker spinning within a run 8.08 -> 6.78 ms wall.
+Inference: ember's exported models are now node for node the graphs torch.onnx.export writes (batch norm
+folded into the conv, conv bias as Conv's B input, Flatten), so ONNX Runtime runs them at the same speed; the
+third column's spread is the machine's noise (the same two files timed alone: 51.4 vs 51.5 us, 89.5 vs 88.8 us).
+Training: the MLP at batch 512 is GEMM-bound, and ONNX Runtime's MLAS runs the weight-gradient products
+(Gemm with transA) at 0.83-0.91x of PyTorch's MKL on this AVX2 CPU, which the rest of the step makes up for,
+so it is level. What made the CNN step faster than PyTorch (one process, interleaved, ms at 1 / 2 threads):
+per-channel Mul/Add/Sub as BatchNormalization kernels (channel_affine.py, ~4-7%), the conv weight gradient
+as shifted flat windows in one Gemm instead of Pad + 9 strided Slices + 9 Gemms (7.6 -> 6.6 / 6.5 -> 5.6),
+max pooling over tiles without MaxPool's slow Indices output, leading-axis sums as a Gemm with ones (ONNX
+Runtime's ReduceSum over axis 0 is ~7x slower at 2 threads than at 1), the relu mask as Cast(Cast(y, bool))
+instead of Clip+Ceil, one doubled term in the batch-norm variance's gradient, and the conv bias in Conv.
 """
 
 from __future__ import annotations
