@@ -69,11 +69,16 @@ def _small_output_conv(node) -> bool:
     """A convolution with a few output positions and a large kernel: a convolution's weight gradient
     (batch and channels swapped, the image as kernel). ONNX Runtime's Conv does it as skinny GEMMs
     (``N = Ho*Wo``) over a full im2col; one GEMM over the output positions' windows is several times
-    faster."""
+    faster. Static shapes, except a symbolic input-channel count (the batch, in a weight gradient) when
+    the kernel covers the input exactly."""
     a = node.attrs
     shapes = [node.inputs[0].shape, node.inputs[1].shape, node.output.shape]
     if any(not isinstance(d, int) for sh in shapes for d in sh):
-        return False
+        x, w = shapes[0], shapes[1]
+        static_but_channels = [d for i, d in enumerate(x) if i != 1] + [d for i, d in enumerate(w) if i != 1]
+        if (not all(isinstance(d, int) for d in static_but_channels + list(shapes[2]))
+                or tuple(x[2:]) != tuple(w[2:])):
+            return False
     ho, wo = shapes[2][2:]
     kh, kw = shapes[1][2:]
     return (int(a["groups"]) == 1 and tuple(a["stride"]) == (1, 1) and tuple(a["dilation"]) == (1, 1)
@@ -122,31 +127,39 @@ def _kernel_covers_input_as_gemm(ctx, node, x, w, c) -> str:
     co = node.inputs[1].shape[0]
     ho, wo = node.output.shape[2:]
     (top, bottom), (left, right) = node.attrs["padding"]
-    k = ci * hi * wi
     pre, post = top * wi + left, bottom * wi + right
-    flat = ctx.op("Reshape", x, ctx.i64([n, 1, k]))
+    flat = ctx.op("Reshape", x, ctx.i64([n, 1, -1]))  # [n, 1, k], k = ci * hi * wi (ci may be symbolic)
     if pre or post:
         flat = ctx.op("Pad", flat, ctx.i64([0, 0, pre, 0, 0, post]))
     rows, cols = np.meshgrid(np.arange(hi), np.arange(wi), indexing="ij")
     taps = [(i, j) for i in range(ho) for j in range(wo)]
-    masks = np.stack([np.tile(((rows + i - top >= 0) & (rows + i - top < hi) & (cols + j - left >= 0)
-                               & (cols + j - left < wi)).ravel(), ci) for i, j in taps]).astype(c.np)
-    w2 = ctx.op("Reshape", w, ctx.i64([co, k]))
+    # one image's mask per window, repeated for each input channel
+    image_masks = np.stack([((rows + i - top >= 0) & (rows + i - top < hi) & (cols + j - left >= 0)
+                             & (cols + j - left < wi)).ravel() for i, j in taps]).astype(c.np)
+    if isinstance(ci, int):
+        masks = ctx.const(np.tile(image_masks, (1, ci)).reshape(1, len(taps), -1), hint="window_masks")
+    else:
+        masks = ctx.op("Tile", ctx.const(image_masks.reshape(1, len(taps), -1), hint="window_masks"),
+                       ctx.op("Concat", ctx.i64([1, 1]), ctx.dim(ci), axis=0))
+    w2 = ctx.op("Reshape", w, ctx.i64([co, -1]))
     axis = ctx.i64([2])
+    end_max = np.iinfo(np.int64).max
 
-    def window(i, j):
-        start = pre + (i - top) * wi + (j - left)
-        return ctx.op("Slice", flat, ctx.i64([start]), ctx.i64([start + k]), axis)
+    def window(i, j):  # [n, 1, k] at offset `shift`; the end counted from the padded end (k may be symbolic)
+        shift = (i - top) * wi + (j - left)
+        start, from_end = pre + shift, post - shift
+        return ctx.op("Slice", flat, ctx.i64([start]), ctx.i64([-from_end if from_end else end_max]), axis)
 
-    if n * len(taps) * k <= _STACKED_WINDOWS_LIMIT:
+    # the stack's size; a symbolic channel count (a batch) is taken as 256
+    if n * len(taps) * hi * wi * (ci if isinstance(ci, int) else 256) <= _STACKED_WINDOWS_LIMIT:
         stack = ctx.op("Concat", *[window(i, j) for i, j in taps], axis=1) if len(taps) > 1 else window(*taps[0])
-        stack = ctx.op("Mul", stack, ctx.const(masks.reshape(1, len(taps), k), hint="window_masks"))
-        y = ctx.op("Gemm", ctx.op("Reshape", stack, ctx.i64([n * len(taps), k])), w2, transB=1)  # [(n, tap), co]
+        stack = ctx.op("Mul", stack, masks)
+        y = ctx.op("Gemm", ctx.op("Reshape", stack, ctx.i64([n * len(taps), -1])), w2, transB=1)  # [(n, tap), co]
         return ctx.op("Transpose", ctx.op("Reshape", y, ctx.i64([n, ho, wo, co])), perm=[0, 3, 1, 2])
     ys = []
     for t, (i, j) in enumerate(taps):
-        xt = ctx.op("Mul", ctx.op("Reshape", window(i, j), ctx.i64([n, k])),
-                    ctx.const(masks[t].reshape(1, k), hint="window_mask"))
+        mask = ctx.op("Slice", masks, ctx.i64([t]), ctx.i64([t + 1]), ctx.i64([1]))
+        xt = ctx.op("Reshape", ctx.op("Mul", window(i, j), mask), ctx.i64([n, -1]))
         ys.append(ctx.op("Unsqueeze", ctx.op("Gemm", xt, w2, transB=1), ctx.i64([2])))
     y = ctx.op("Concat", *ys, axis=2) if len(ys) > 1 else ys[0]
     return ctx.op("Reshape", y, ctx.i64([n, co, ho, wo]))

@@ -135,3 +135,27 @@ def test_kernel_as_large_as_the_image_lowered_as_shifted_flat_windows_matches_to
     got = sess.run(None, dict(zip([i.name for i in model.graph.input], (x, w))))[0]
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=padding).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_weight_gradient_conv_with_a_symbolic_batch_matches_torch(batch):
+    """The weight-gradient shape (batch as the conv's input channels) with the batch symbolic: the flat-window
+    lowering tiles its masks at run time, so one model serves every batch size."""
+    torch = pytest.importorskip("torch")
+    from ember.ir import types as T
+    from ember.ir.graph import Graph, GraphBuilder
+    from ember.ir.ops.nn import conv2d
+    from ember.runtime.onnx import compile_onnxruntime
+    g = Graph("wgrad")
+    x = g.add_input(T.TensorType(T.float32, (3, "B", 8, 7)), "x")
+    w = g.add_input(T.TensorType(T.float32, (4, "B", 8, 7)), "w")
+    with GraphBuilder(g):
+        g.outputs = [conv2d(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)]
+    model = graph_to_onnx(g, export_params=False)
+    assert "Conv" not in [n.op_type for n in model.graph.node]
+    rng = np.random.default_rng(5)
+    xv = rng.standard_normal((3, batch, 8, 7)).astype(np.float32)
+    wv = rng.standard_normal((4, batch, 8, 7)).astype(np.float32)
+    got = compile_onnxruntime(g, {})([xv, wv])[0]
+    want = torch.nn.functional.conv2d(torch.from_numpy(xv), torch.from_numpy(wv), padding=1).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
