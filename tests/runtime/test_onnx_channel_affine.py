@@ -9,12 +9,10 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-import ember
 import ember.nn as nn
-import ember.optim as optim
 from ember.ir import types as T
 from ember.runtime.onnx.channel_affine import rewrite_channel_ops
-from tests.steps import classification_step
+from tests.steps import train_small_cnn
 
 F = onnx.TensorProto.FLOAT
 
@@ -133,19 +131,13 @@ def test_shapes_from_the_lowering_reach_past_ops_onnx_cannot_infer():
 
 
 def test_batchnorm_cnn_training_with_and_without_the_rewrite_matches_eager():
+    def model():
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(8 * 4 * 4, 5))
+
     def train(backend, options=None):
-        ember.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
-                              nn.Linear(8 * 4 * 4, 5))
-        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        rng = np.random.default_rng(1)
-        x = ember.from_numpy(rng.standard_normal((8, 1, 8, 8)).astype(np.float32))
-        y = ember.from_numpy(rng.integers(0, 5, size=(8,)))
-        step = classification_step(model, opt)
-        fn = ember.compile(step, backend=backend, options=options) if backend else step
-        losses = [float(fn(x, y)) for _ in range(10)]
-        return losses, [t.detach().numpy().copy() for t in model.state_dict().values()], fn
+        return train_small_cnn(model, backend, options)
 
     le, _, _ = train(None)
     lp, sp, _ = train("onnxruntime", {"channel_affine": False})

@@ -8,10 +8,8 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-import ember
 import ember.nn as nn
-import ember.optim as optim
-from tests.steps import classification_step
+from tests.steps import train_small_cnn
 from ember.runtime.onnx.nchwc import DOMAIN, block_size, rewrite_convs
 
 pytestmark = pytest.mark.skipif(block_size() is None, reason="this ONNX Runtime has no NCHWc kernels we can drive")
@@ -60,20 +58,13 @@ def test_convolutions_it_cannot_express_are_left_alone():
 
 
 def test_cnn_training_with_blocked_convolutions_matches_plain_convolutions_and_eager():
-    def train(backend, options=None):
-        ember.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, B, 3, padding=1), nn.BatchNorm2d(B), nn.ReLU(),
-                              nn.Conv2d(B, 2 * B, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                              nn.Linear(2 * B * 4 * 4, 5))
-        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        rng = np.random.default_rng(1)
-        x = ember.from_numpy(rng.standard_normal((8, 1, 8, 8)).astype(np.float32))
-        y = ember.from_numpy(rng.integers(0, 5, size=(8,)))
+    def model():
+        return nn.Sequential(nn.Conv2d(1, B, 3, padding=1), nn.BatchNorm2d(B), nn.ReLU(),
+                             nn.Conv2d(B, 2 * B, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(2 * B * 4 * 4, 5))
 
-        step = classification_step(model, opt)
-        fn = ember.compile(step, backend=backend, options=options) if backend else step
-        losses = [float(fn(x, y)) for _ in range(10)]
-        return losses, [p.detach().numpy().copy() for p in model.parameters()], fn
+    def train(backend, options=None):
+        return train_small_cnn(model, backend, options)
 
     le, _, _ = train(None)
     lp, pp, _ = train("onnxruntime", {"nchwc": False})

@@ -96,20 +96,25 @@ def test_layer_through_onnxruntime_matches_eager(name):
 def test_small_output_large_kernel_conv_lowered_as_gemm_matches_torch(padding):
     """A convolution with a few output positions and a kernel as large as the image (a weight
     gradient's shape) is lowered as windows x Gemm, not Conv; values match torch's conv2d."""
+    ops = _conv_in_onnxruntime_matches_torch((5, 6, 8, 9), (4, 6, 8, 8), padding, seed=3)
+    assert "Conv" not in ops and "Gemm" in ops
+
+
+def _conv_in_onnxruntime_matches_torch(x_shape, w_shape, padding, seed) -> list:
+    """Lower ``conv2d(x, w, padding)`` to ONNX, run it in ONNX Runtime, compare with torch's conv2d; the op list."""
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((5, 6, 8, 9)).astype(np.float32)
-    w = rng.standard_normal((4, 6, 8, 8)).astype(np.float32)
+    import onnxruntime as ort
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
     traced = ember.jit.trace(lambda a, b: ember.nn.functional.conv2d(a, b, padding=padding),
                              (ember.from_numpy(x), ember.from_numpy(w)))
     model = graph_to_onnx(traced.graph, export_params=False)
-    ops = {n.op_type for n in model.graph.node}
-    assert "Conv" not in ops and "Gemm" in ops
-    import onnxruntime as ort
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(None, dict(zip([i.name for i in model.graph.input], (x, w))))[0]
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=padding).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    return [n.op_type for n in model.graph.node]
 
 
 @pytest.mark.parametrize("stacked", [True, False])
@@ -118,23 +123,11 @@ def test_kernel_as_large_as_the_image_lowered_as_shifted_flat_windows_matches_to
     """A 'same' conv's weight gradient has a kernel exactly the size of its input: the windows are shifted
     contiguous slices of the flat input, masked at the image border, in one stacked Gemm (or one per window
     when the stack would be large); values match torch's conv2d."""
-    torch = pytest.importorskip("torch")
     from ember.runtime.onnx import ops_nn
     if not stacked:
         monkeypatch.setattr(ops_nn, "_STACKED_WINDOWS_LIMIT", 0)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 6, 8, 8)).astype(np.float32)
-    w = rng.standard_normal((4, 6, 8, 8)).astype(np.float32)
-    traced = ember.jit.trace(lambda a, b: ember.nn.functional.conv2d(a, b, padding=padding),
-                             (ember.from_numpy(x), ember.from_numpy(w)))
-    model = graph_to_onnx(traced.graph, export_params=False)
-    ops = [n.op_type for n in model.graph.node]
+    ops = _conv_in_onnxruntime_matches_torch((5, 6, 8, 8), (4, 6, 8, 8), padding, seed=4)
     assert "Conv" not in ops and ops.count("Gemm") == (1 if stacked else (2 * padding[0] + 1) * (2 * padding[1] + 1))
-    import onnxruntime as ort
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, dict(zip([i.name for i in model.graph.input], (x, w))))[0]
-    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=padding).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
