@@ -243,10 +243,13 @@ def _fold_parameters(graph: Graph, weights: dict) -> tuple[Graph, dict]:
         graph = dce(fold_conv_bn(graph))
     except Exception:  # noqa: BLE001 - an optimization; the unfolded graph is still right
         return graph, weights
-    static = {v.name for v in graph.inputs if v.name in weights}
+    static = {v.name for v in graph.inputs if v.name in weights}  # computable from parameters alone
+    derived = set(static)  # ... and reading at least one
     for n in graph.nodes:
         if n.op not in ("uniform", "normal", "randint") and all(v.name in static for v in n.inputs):
             static.add(n.output.name)
+            if any(v.name in derived for v in n.inputs):
+                derived.add(n.output.name)
     boundary = []  # computed static values that something non-static (or the output) reads
     seen: set = set()
     readers = [n for n in graph.nodes if n.output.name not in static]
@@ -257,7 +260,8 @@ def _fold_parameters(graph: Graph, weights: dict) -> tuple[Graph, dict]:
         # broadcast is folded at its (small) source
         while v.producer is not None and v.producer.op in _VIEW_OPS and v.producer.subgraph is None:
             v = v.producer.inputs[0]
-        if v.producer is not None and v.name not in seen:
+        if (v.producer is not None and v.name in derived and v.name not in seen
+                and all(isinstance(d, int) for d in v.shape)):
             seen.add(v.name)
             boundary.append(v)
     if not boundary:
@@ -270,7 +274,10 @@ def _fold_parameters(graph: Graph, weights: dict) -> tuple[Graph, dict]:
             needed.add(v.name)
             stack.extend(v.producer.inputs)
     sub = Graph("fold", list(params), [n for n in graph.nodes if n.output.name in needed], list(boundary))
-    values = run_graph(sub, [np.asarray(weights[v.name]) for v in params])
+    try:
+        values = run_graph(sub, [np.asarray(weights[v.name]) for v in params])
+    except Exception:  # noqa: BLE001 - an optimization; the unfolded graph is still right
+        return graph, weights
     origin = {v.name: v.name for v in params}
     for n in graph.nodes:  # the parameter a folded value comes from: preferably an input of its own shape
         if n.output.name in static:

@@ -251,10 +251,10 @@ def _elide(ctx: LoweringContext, node: Node, xs: list, allow_smaller: bool) -> t
 
 
 class _Small:
-    """A value computed at a smaller shape than the IR's, broadcast after (``small_elementwise``)."""
+    """The shape of a value computed smaller than the IR's and broadcast after (``small_elementwise``)."""
 
-    def __init__(self, shape, dtype) -> None:
-        self.shape, self.dtype = tuple(shape), dtype
+    def __init__(self, shape) -> None:
+        self.shape = tuple(shape)
 
 
 def small_elementwise(ctx: LoweringContext, node: Node, xs: list, op_type: str, dt: T.DType,
@@ -268,12 +268,10 @@ def small_elementwise(ctx: LoweringContext, node: Node, xs: list, op_type: str, 
     """
     ins, shape = _elide(ctx, node, xs, allow_smaller=True)
     y = emit(ctx, op_type, ins, dt, out_dtype=out_dtype)
-    if shape is None:
-        return y
-    if shape == tuple(node.output.shape):
+    if shape is None or shape == tuple(node.output.shape):
         return y
     full = ctx.op("Expand", y, ctx.shape(node.output.shape))
-    ctx.shared["broadcast_results"][full] = (_Small(shape, node.output.dtype), y)
+    ctx.shared["broadcast_results"][full] = (_Small(shape), y)
     return full
 
 

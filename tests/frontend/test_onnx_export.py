@@ -183,3 +183,26 @@ def test_conv_bias_is_convs_third_input_and_keeps_its_name_and_shape():
                                                                                                      "0.bias"]
     assert {t.name: tuple(t.dims) for t in res.model.graph.initializer} == {"0.weight": (4, 2, 3, 3), "0.bias": (4,)}
     assert max(res.max_errors.values()) < 1e-5
+
+
+def test_folding_leaves_batch_sized_constants_and_folds_a_linear_batch_norm():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = nn.Linear(3, 4), nn.BatchNorm1d(4)
+
+        def forward(self, x):  # a constant as large as the (dynamic) batch is not a parameter value
+            return self.bn(self.fc(x)) + ember.ones(x.shape[0], 4) * 2.0
+
+    ember.manual_seed(0)
+    m = M()
+    m(ember.randn(8, 3))  # running statistics
+    m.eval()
+    res = ember.onnx.export(m, (ember.randn(2, 3),), None, input_names=["x"], dynamic_axes={"x": {0: "b"}},
+                            verify=True)
+    names = {t.name for t in res.model.graph.initializer}
+    assert {"fc.weight", "fc.bias"} <= names and not {"bn.weight", "bn.running_mean"} & names
+    assert max(res.max_errors.values()) < 1e-5
+    xb = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    got = _run(res.model.SerializeToString(), {"x": xb})[0]
+    np.testing.assert_allclose(got, m(ember.from_numpy(xb)).detach().numpy(), rtol=1e-5, atol=1e-5)
