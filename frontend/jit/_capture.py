@@ -101,7 +101,8 @@ def _leaf_names(spec: Any, prefix: str, out: dict) -> None:
 
 
 def _free_objects(fn: Callable) -> list[tuple[str, Any]]:
-    """(name, value) of the globals and closure variables a function reads."""
+    """(name, value) of the globals and closure variables a function reads, and of its parameters' default
+    values (``def step(x, y, model=model, opt=opt)`` binds them as a closure would)."""
     fn = getattr(fn, "__func__", fn)
     code = getattr(fn, "__code__", None)
     if code is None:
@@ -112,6 +113,10 @@ def _free_objects(fn: Callable) -> list[tuple[str, Any]]:
             found.append((name, cell.cell_contents))
         except ValueError:
             continue
+    defaults = getattr(fn, "__defaults__", None) or ()
+    positional = code.co_varnames[:code.co_argcount]
+    found += list(zip(positional[len(positional) - len(defaults):], defaults))
+    found += list((getattr(fn, "__kwdefaults__", None) or {}).items())
     return found
 
 

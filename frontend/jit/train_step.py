@@ -58,21 +58,10 @@ _LR_KEYS = ("lr",)
 
 
 def _reachable_objects(fn: Callable) -> list[tuple[str, Any]]:
-    """(name, object) pairs a function reaches through its globals and closure (one level deep)."""
-    fn = getattr(fn, "__func__", fn)
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return []
-    out = []
-    g = getattr(fn, "__globals__", {})
-    for name in code.co_names:
-        if name in g:
-            out.append((name, g[name]))
-    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
-        try:
-            out.append((name, cell.cell_contents))
-        except ValueError:
-            continue
+    """(name, object) pairs a function reaches through its globals, closure and parameter defaults, and
+    its bound ``self``'s attributes (one level deep)."""
+    from ._capture import _free_objects
+    out = _free_objects(fn)
     self_obj = getattr(fn, "__self__", None)
     if self_obj is not None:
         out.extend((k, v) for k, v in vars(self_obj).items())

@@ -208,3 +208,29 @@ def test_grad_scaler_skips_and_rescales_like_eager():
     for (k, a), (_, b) in zip(_state_arrays(o_e), _state_arrays(o_c)):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=k)
     assert fn.stats["compiles"] == 1, fn.stats
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_model_and_optimizer_as_default_arguments(backend):
+    """``def step(x, y, model=model, opt=opt)`` binds them like a closure: the step is found, captured once and
+    trains as eagerly (it used to leak a traced momentum buffer out of the capture)."""
+    def run(compiled):
+        ember.manual_seed(0)
+        model = ember.nn.Sequential(ember.nn.Linear(6, 5), ember.nn.ReLU(), ember.nn.Linear(5, 3))
+        opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y, model=model, *, opt=opt):
+            opt.zero_grad()
+            loss = ember.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        fn = ember.compile(step, backend=backend) if compiled else step
+        rng = np.random.default_rng(0)
+        x = ember.from_numpy(rng.standard_normal((8, 6)).astype(np.float32))
+        y = ember.from_numpy(rng.integers(0, 3, size=(8,)))
+        return [float(fn(x, y)) for _ in range(6)], fn
+    want, _ = run(False)
+    got, fn = run(True)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert fn.stats["compiles"] == 1
