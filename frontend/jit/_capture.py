@@ -117,6 +117,7 @@ def _free_objects(fn: Callable) -> list[tuple[str, Any]]:
     positional = code.co_varnames[:code.co_argcount]
     found += list(zip(positional[len(positional) - len(defaults):], defaults))
     found += list((getattr(fn, "__kwdefaults__", None) or {}).items())
+    found += list(getattr(fn, "__ember_objects__", ()))  # modules/optimizers passed to a compiled function
     return found
 
 

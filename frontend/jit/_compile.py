@@ -216,6 +216,8 @@ class CompiledFunction:
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
+        self._fullgraph = fullgraph
+        self._with_objects: dict[tuple, CompiledFunction] = {}  # see _call_with_objects
         from . import train_step  # training steps: optimizer state, lr as an input, passes
         self._train_step = train_step.attach(self)
 
@@ -251,6 +253,8 @@ class CompiledFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _state.tracer is not None:  # compiled code called inside a trace: inline it
             return self.fn(*args, **kwargs)
+        if _holds_objects(args, kwargs):
+            return self._call_with_objects(args, kwargs)
         self.stats["calls"] += 1
         step = self._train_step
         if step is not None and step.before_call():
@@ -383,6 +387,33 @@ class CompiledFunction:
         from .train_step import optimize_for_backend
         graph, options = optimize_for_backend(graph, self.options)
         return compile_graph(graph, self.backend, options)
+
+    def _call_with_objects(self, args: tuple, kwargs: dict) -> Any:
+        """``step(model, opt, x, y)``: modules and optimizers passed as arguments are bound like closure
+        variables of a function of the remaining arguments, compiled once per set of those objects (as
+        torch.compile guards on them); ``.stats`` and ``.graph`` then show that compilation."""
+        pos = {i: a for i, a in enumerate(args) if _is_object(a)}
+        kw = {k: v for k, v in kwargs.items() if _is_object(v)}
+        key = tuple((i, id(a)) for i, a in pos.items()) + tuple((k, id(v)) for k, v in sorted(kw.items()))
+        inner = self._with_objects.get(key)
+        if inner is None:
+            fn = self.fn
+            names = _parameter_names(fn)
+
+            def bound(*rest: Any, **rest_kw: Any) -> Any:
+                it = iter(rest)
+                full = [pos[i] if i in pos else next(it) for i in range(len(pos) + len(rest))]
+                return fn(*full, **rest_kw, **kw)
+            bound.__name__ = self.__name__
+            bound.__ember_objects__ = ([(names[i] if i < len(names) else f"arg{i}", a) for i, a in pos.items()]
+                                       + list(kw.items()))
+            inner = CompiledFunction(bound, backend=self.backend, dynamic=self.dynamic, options=self.options,
+                                     fullgraph=self._fullgraph)
+            self._with_objects[key] = inner
+        out = inner(*[a for i, a in enumerate(args) if i not in pos],
+                    **{k: v for k, v in kwargs.items() if k not in kw})
+        self.stats, self._last = inner.stats, inner._last
+        return out
 
     # ------------------------------------------------------------ introspection
     @property
@@ -519,6 +550,32 @@ class GraphFunction:
         tree = self.graph.meta.get("output_tree")
         user = [_wrap(np.asarray(a)) for a in outs[:n_user]]
         return unflatten(tree, user) if tree else (user[0] if len(user) == 1 else tuple(user))
+
+
+_OBJECT_TYPES: tuple = ()
+
+
+def _is_object(a: Any) -> bool:
+    """A module or an optimizer: an argument a compiled function binds by identity, not by value."""
+    global _OBJECT_TYPES
+    if not _OBJECT_TYPES:
+        from ..nn import Module
+        from ..optim.optimizer import Optimizer
+        _OBJECT_TYPES = (Module, Optimizer)
+    return isinstance(a, _OBJECT_TYPES)
+
+
+def _holds_objects(args: tuple, kwargs: dict) -> bool:
+    return any(_is_object(a) for a in args) or (bool(kwargs) and any(_is_object(v) for v in kwargs.values()))
+
+
+def _parameter_names(fn: Callable) -> list[str]:
+    import inspect
+    try:
+        return [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return []
 
 
 def compile(model: Optional[Callable] = None, *, fullgraph: bool = False, dynamic: Optional[bool] = None,  # noqa: A001

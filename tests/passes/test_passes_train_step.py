@@ -234,3 +234,43 @@ def test_model_and_optimizer_as_default_arguments(backend):
     got, fn = run(True)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert fn.stats["compiles"] == 1
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_model_and_optimizer_passed_as_arguments(backend):
+    """``step(model, opt, x, y)`` as torch.compile takes it: the objects are bound by identity, the step is
+    captured once per model/optimizer pair and trains as eagerly."""
+    def step(model, opt, x, y):
+        opt.zero_grad()
+        loss = ember.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def make():
+        ember.manual_seed(0)
+        model = ember.nn.Sequential(ember.nn.Linear(6, 5), ember.nn.ReLU(), ember.nn.Linear(5, 3))
+        return model, ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = ember.from_numpy(rng.standard_normal((8, 6)).astype(np.float32))
+    y = ember.from_numpy(rng.integers(0, 3, size=(8,)))
+    m, o = make()
+    want = [float(step(m, o, x, y)) for _ in range(6)]
+    fn = ember.compile(step, backend=backend)
+    m, o = make()
+    got = [float(fn(m, o, x, y)) for _ in range(3)] + [float(fn(model=m, opt=o, x=x, y=y)) for _ in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    m2, o2 = make()  # another pair: its own capture, its own state
+    np.testing.assert_allclose(float(fn(m2, o2, x, y)), want[0], rtol=1e-6)
+
+
+def test_compiled_inference_with_the_module_as_an_argument():
+    ember.manual_seed(0)
+    model = ember.nn.Sequential(ember.nn.Linear(4, 3), ember.nn.Tanh())
+    fn = ember.compile(lambda m, x: m(x) * 2.0)
+    x = ember.randn(5, 4)
+    with ember.no_grad():
+        np.testing.assert_allclose(fn(model, x).numpy(), (model(x) * 2.0).numpy(), rtol=1e-6)
+        model[0].weight.mul_(0.5)  # the weights are read at each call, not baked in
+        np.testing.assert_allclose(fn(model, x).numpy(), (model(x) * 2.0).numpy(), rtol=1e-6)
+    assert fn.stats["compiles"] == 1
