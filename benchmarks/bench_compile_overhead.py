@@ -150,9 +150,15 @@ def main(argv=None) -> int:
     print(f"backend: {a.backend}; threads: {a.threads}; {a.reps} reps; times in µs (medians)")
     print(f"{'case':16} {'full':>10} {'backend':>10} {'full-backend':>13} {'in-call':>9} {'hot':>7} {'own':>6} "
           f"{'fast path':>10}")
+    import contextlib
+
+    import ember
     for name, make, kind, batch in cases:
         fn, args = make(kind, batch, a.backend, a.threads)
-        r = measure(fn, args, a.reps)
+        # inference under no_grad, as PyTorch code does it: with grad enabled a compiled forward also
+        # compiles its backward and saves what that needs
+        with ember.no_grad() if make is _inference_case else contextlib.nullcontext():
+            r = measure(fn, args, a.reps)
         print(f"{name:16} {r['full']:10.1f} {r['backend']:10.1f} {r['full'] - r['backend']:13.1f} "
               f"{r['in_call']:9.1f} {r['hot']:7.1f} {r['own']:6.1f} {r['fast'] * 100:9.0f}%")
     print("(full-backend: difference of interleaved medians; in-call: per call, time outside the backend; "

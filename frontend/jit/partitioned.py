@@ -1,16 +1,18 @@
 """``.backward()`` outside a compiled region: a compiled forward with a compiled backward.
 
-With ``ember.compile(fn, options={"backward": True})``, when a capture with grad
-enabled has outputs that depend on tensors requiring grad and the program does
-not call ``backward`` itself, the captured graph is differentiated with the autodiff pass,
+With ``ember.compile(fn)`` (``options={"backward": False}`` turns it off), when a
+capture with grad enabled has outputs that depend on tensors requiring grad and the
+program does not call ``backward`` itself, the captured graph is differentiated with the autodiff pass,
 split by ``partition`` into a forward graph (that also returns the saved values)
 and a backward graph, and both are compiled. Each call runs the forward and puts
 one autograd tape node per differentiable output; ``loss.backward()`` later runs
 the compiled backward on the saved values and accumulates into ``.grad`` exactly
 as eager autograd does (AOTAutograd's scheme).
 
-Opt-in for now: outputs that require grad refuse ``.numpy()`` (as PyTorch's do),
-which changes what existing callers of compiled forwards see.
+So ``model = ember.compile(model)`` followed by an ordinary eager training loop
+(``loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()``), the most common
+``torch.compile`` pattern, trains as it does uncompiled. As in PyTorch, such outputs
+require grad (``.detach()`` before ``.numpy()``), and inference belongs under ``no_grad``.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class _Autograd:
 def attach_backward(compiled, entry, leaves: list) -> None:
     """Give ``entry`` a compiled backward when its outputs need gradients (see the module docstring)."""
     if (getattr(compiled, "_train_step", None) is not None or not _state.grad_enabled
-            or not compiled.options.get("backward", False)):
+            or not compiled.options.get("backward", True)):
         return
     cap = entry.capture
     graph = cap.graph

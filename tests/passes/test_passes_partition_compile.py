@@ -39,3 +39,31 @@ def test_no_grad_forward_has_no_backward():
     with ember.no_grad():
         out = f(ember.randn(2, 6))
     assert not out.requires_grad
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_compiled_model_in_an_ordinary_training_loop_by_default(backend):
+    """``model = ember.compile(model)`` and an eager loop (backward and step outside), torch.compile's most
+    common use: the default trains exactly as the uncompiled model; ``backward=False`` opts out."""
+    def run(wrap):
+        ember.manual_seed(0)
+        model = ember.nn.Sequential(ember.nn.Linear(6, 5), ember.nn.ReLU(), ember.nn.Linear(5, 3))
+        opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        f = wrap(model)
+        rng = np.random.default_rng(0)
+        x = ember.from_numpy(rng.standard_normal((8, 6)).astype(np.float32))
+        y = ember.from_numpy(rng.integers(0, 3, size=(8,)))
+        losses = []
+        for _ in range(5):
+            opt.zero_grad()
+            loss = ember.nn.functional.cross_entropy(f(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        return losses, f
+    want, _ = run(lambda m: m)
+    got, f = run(lambda m: ember.compile(m, backend=backend))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert f.stats["compiles"] == 1
+    off = ember.compile(ember.nn.Linear(3, 2), options={"backward": False})
+    assert not off(ember.randn(4, 3)).requires_grad
