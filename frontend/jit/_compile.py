@@ -591,7 +591,12 @@ def compile(model: Optional[Callable] = None, *, fullgraph: bool = False, dynami
     if disable:
         return model
     backend = _BACKEND_ALIASES.get(backend, backend)
-    return CompiledFunction(model, backend=backend, dynamic=dynamic, options=options, fullgraph=fullgraph)
+    compiled = CompiledFunction(model, backend=backend, dynamic=dynamic, options=options, fullgraph=fullgraph)
+    from ..nn.modules.module import Module
+    if isinstance(model, Module):  # a module stays a module (parameters(), train(), state_dict(), ...)
+        from ._optimized_module import OptimizedModule
+        return OptimizedModule(model, compiled)
+    return compiled
 
 
 # PyTorch's backend names, so `import ember as torch` programs run unchanged (on the numpy interpreter)

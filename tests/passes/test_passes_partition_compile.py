@@ -67,3 +67,43 @@ def test_compiled_model_in_an_ordinary_training_loop_by_default(backend):
     assert f.stats["compiles"] == 1
     off = ember.compile(ember.nn.Linear(3, 2), options={"backward": False})
     assert not off(ember.randn(4, 3)).requires_grad
+
+
+def test_compiled_module_is_a_module_like_torch_compiles():
+    """model = ember.compile(model) and then everything a PyTorch program does with a model."""
+    class Net(ember.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.drop = ember.nn.Linear(4, 3), ember.nn.Dropout(0.5)
+            self.graph = "the user's own attribute"
+
+        def forward(self, x):
+            return self.drop(self.fc(x))
+
+        def describe(self):
+            return f"Net with {self.fc.out_features} outputs"
+
+    ember.manual_seed(0)
+    net = Net()
+    model = ember.compile(net)
+    assert isinstance(model, ember.nn.Module) and model._orig_mod is net
+    opt = ember.optim.SGD(model.parameters(), lr=0.1)  # the original's parameters
+    assert [id(p) for p in model.parameters()] == [id(p) for p in net.parameters()]
+    x, y = ember.randn(6, 4), ember.from_numpy(np.arange(6) % 3)
+    model.train()
+    opt.zero_grad()
+    ember.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    model.eval()  # reaches the original: dropout off, a new graph
+    assert not net.training and not net.drop.training
+    with ember.no_grad():
+        np.testing.assert_allclose(model(x).numpy(), net(x).numpy(), rtol=1e-6)
+    assert model.stats["compiles"] == 2 and len(model.graphs) == 2
+    # PyTorch's state-dict names ("_orig_mod." prefix), the module's own methods and attributes
+    assert list(model.state_dict()) == ["_orig_mod.fc.weight", "_orig_mod.fc.bias"]
+    assert model.describe() == "Net with 3 outputs"
+    assert model.graph == "the user's own attribute"  # the module's attribute wins over the compiled .graph
+    assert model.fc is net.fc
+    other = ember.compile(Net())
+    other.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(other._orig_mod.fc.weight.detach().numpy(), net.fc.weight.detach().numpy())
