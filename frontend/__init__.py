@@ -33,6 +33,11 @@ from . import autograd  # noqa: F401
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from . import cuda  # noqa: F401
 from ._ops import broadcast_shapes_ as broadcast_shapes  # noqa: F401
+from ._settings import (  # noqa: F401
+    are_deterministic_algorithms_enabled, get_float32_matmul_precision, get_num_interop_threads, get_num_threads,
+    is_deterministic_algorithms_warn_only_enabled, set_float32_matmul_precision, set_num_interop_threads,
+    set_num_threads, use_deterministic_algorithms,
+)
 
 half, float, double, long, int, short, cfloat = float16, float32, float64, int64, int32, int16, None  # noqa: A001
 __version__ = "0.1.0"
@@ -51,13 +56,17 @@ def _lazy(name: str):
 
 def __getattr__(name: str):
     # heavier subpackages load on first use
-    if name in ("nn", "optim", "utils", "jit", "onnx", "amp", "backends", "distributions", "testing"):
+    if name in ("nn", "optim", "utils", "jit", "onnx", "amp", "backends", "distributions", "testing", "compiler"):
         mod = _lazy(name)
         globals()[name] = mod
         return mod
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)
+    if name == "_dynamo":  # torch._dynamo.reset(), as older scripts call it
+        mod = _lazy("compiler")
+        globals()[name] = mod
+        return mod
     if name == "compile":
         from .jit import compile as _compile
         return _compile

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -46,6 +47,21 @@ from .train_step import StateCreatedWhileTracing
 
 _ALL_REASONS: list[str] = []
 _SYM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+_LIVE: "weakref.WeakSet[CompiledFunction]" = weakref.WeakSet()  # for reset_all
+
+
+def reset_all() -> None:
+    """``ember.compiler.reset()``: every live compiled function forgets its graphs."""
+    for f in list(_LIVE):
+        f._static.clear()
+        f._symbolic.clear()
+        f._with_objects.clear()
+        f._fasts = []
+        f._last = None
+        f._gen += 1
+    _ALL_REASONS.clear()
 
 
 def recompile_reasons() -> list[str]:
@@ -218,6 +234,7 @@ class CompiledFunction:
         self.__doc__ = getattr(fn, "__doc__", None)
         self._fullgraph = fullgraph
         self._with_objects: dict[tuple, CompiledFunction] = {}  # see _call_with_objects
+        _LIVE.add(self)
         from . import train_step  # training steps: optimizer state, lr as an input, passes
         self._train_step = train_step.attach(self)
 

@@ -43,6 +43,15 @@ from .lowering import graph_to_onnx
 _SPIN_DEFAULT = "1"
 
 
+def _program_threads() -> int:
+    """What the program asked for with ``ember.set_num_threads`` (0: ONNX Runtime's default)."""
+    try:
+        from ember._settings import default_threads
+    except ImportError:  # pragma: no cover - the runtime without the frontend
+        return 0
+    return default_threads() or 0
+
+
 class ProviderError(RuntimeError):
     """An execution provider that was asked for did not start."""
 
@@ -99,7 +108,7 @@ def make_session(model_bytes: bytes, providers: list, *, threads: int | None = N
     so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if execution_mode == "parallel"
                          else ort.ExecutionMode.ORT_SEQUENTIAL)
     if threads is None:
-        threads = int(os.environ.get("EMBER_ORT_THREADS", "0"))
+        threads = int(os.environ.get("EMBER_ORT_THREADS", "0")) or _program_threads()
     if threads:
         so.intra_op_num_threads = threads
     try:
