@@ -1267,16 +1267,21 @@ def roll(input, shifts, dims=None) -> Tensor:
     return x
 
 
+def _zero_of(t) -> "bool | int":
+    """A zero that keeps ``t``'s dtype in ``where`` (False for a bool tensor: 0 would promote it to int64)."""
+    return False if t.dtype is bool_ else 0
+
+
 def tril(input, diagonal: int = 0) -> Tensor:
     r, c = input.shape[-2:]
     mask = const_array(np.tril(np.ones((r, c), dtype=bool), diagonal))
-    return where(mask, input, 0)
+    return where(mask, input, _zero_of(input))
 
 
 def triu(input, diagonal: int = 0) -> Tensor:
     r, c = input.shape[-2:]
     mask = const_array(np.triu(np.ones((r, c), dtype=bool), diagonal))
-    return where(mask, input, 0)
+    return where(mask, input, _zero_of(input))
 
 
 def diag(input, diagonal: int = 0) -> Tensor:

@@ -24,3 +24,4 @@ from ._functional.conv import (  # noqa: F401
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, lp_pool2d, max_pool1d, max_pool2d,
 )
 from ._functional.sampling import interpolate, upsample  # noqa: F401
+from ._functional.attention import scaled_dot_product_attention  # noqa: F401

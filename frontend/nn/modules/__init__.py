@@ -22,4 +22,5 @@ from .pooling import (  # noqa: F401
     MaxPool2d,
 )
 from .sparse import Embedding  # noqa: F401
+from .transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: F401
