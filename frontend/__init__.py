@@ -45,6 +45,21 @@ __version__ = "0.1.0"
 FloatTensor = DoubleTensor = LongTensor = IntTensor = BoolTensor = Tensor  # isinstance checks only
 
 
+class memory_format:
+    """``torch.memory_format``: accepted wherever PyTorch takes one (``.to(memory_format=...)``); ember's
+    kernels choose their layouts themselves."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"torch.{self._name}"
+
+
+contiguous_format, channels_last, channels_last_3d, preserve_format = (
+    memory_format(n) for n in ("contiguous_format", "channels_last", "channels_last_3d", "preserve_format"))
+
+
 def typename(obj) -> str:
     return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
 

@@ -94,3 +94,15 @@ def is_bf16_supported() -> bool:
 
 
 from . import amp  # noqa: E402,F401  ember.cuda.amp: autocast/GradScaler that disable themselves without CUDA
+
+
+def _no_memory(device=None) -> int:
+    return 0
+
+
+# memory statistics: no CUDA tensors are ever allocated by ember's eager mode
+memory_allocated = max_memory_allocated = memory_reserved = max_memory_reserved = _no_memory
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import ember
+
 from ember import _settings
 
 
@@ -61,3 +62,28 @@ def test_compiler_reset_makes_every_compiled_function_capture_again():
         f(x)
     assert f.stats["compiles"] == 3 and (got == want).all()
     assert ember.compiler.is_compiling() is False
+
+
+def test_testing_assert_close_uses_torchs_tolerances_and_messages():
+    ember.testing.assert_close(ember.ones(3), ember.ones(3) + 1e-6)  # within float32's rtol/atol
+    ember.testing.assert_close([ember.ones(2)], [ember.ones(2)])
+    ember.testing.assert_close({"a": ember.zeros(1)}, {"a": ember.zeros(1)})
+    with pytest.raises(AssertionError, match="Mismatched elements: 1 / 3"):
+        ember.testing.assert_close(ember.ones(3), ember.tensor([1.0, 1.1, 1.0]))
+    with pytest.raises(AssertionError, match="dtype"):
+        ember.testing.assert_close(ember.ones(3), ember.ones(3, dtype=ember.float64))
+    with pytest.raises(AssertionError, match="shape"):
+        ember.testing.assert_close(ember.ones(3), ember.ones(4))
+    ember.testing.assert_close(ember.ones(3), ember.ones(3) + 0.05, rtol=0.1, atol=0.0)
+    with pytest.raises(ValueError, match="rtol"):
+        ember.testing.assert_close(ember.ones(1), ember.ones(1), rtol=0.1)
+
+
+def test_memory_formats_and_cuda_memory_statistics_exist():
+    assert repr(ember.channels_last) == "torch.channels_last"
+    x = ember.randn(1, 2, 3, 3)
+    np_x = x.numpy().copy()
+    y = x.to(memory_format=ember.channels_last).contiguous(memory_format=ember.channels_last)
+    assert (y.numpy() == np_x).all() and ember.nn.Conv2d(2, 2, 1).to(memory_format=ember.channels_last) is not None
+    assert ember.cuda.memory_allocated() == 0 and ember.cuda.max_memory_allocated() == 0
+    ember.cuda.reset_peak_memory_stats()
