@@ -15,27 +15,32 @@ _settings = {"num_threads": None, "interop_threads": None, "matmul_precision": "
              "deterministic": False, "deterministic_warn_only": False}
 
 
+def _set_count(key: str, what: str, n: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise RuntimeError(f"{what} expects a positive integer, got {n!r}")
+    _settings[key] = n
+
+
+def _get_count(key: str) -> int:
+    n = _settings[key]
+    return n if n is not None else (os.cpu_count() or 1)
+
+
 def set_num_threads(n: int) -> None:
     """``torch.set_num_threads``: intra-op threads (ember: ONNX Runtime sessions opened from now on)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise RuntimeError(f"set_num_threads expects a positive integer, got {n!r}")
-    _settings["num_threads"] = n
+    _set_count("num_threads", "set_num_threads", n)
 
 
 def get_num_threads() -> int:
-    n = _settings["num_threads"]
-    return n if n is not None else (os.cpu_count() or 1)
+    return _get_count("num_threads")
 
 
 def set_num_interop_threads(n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise RuntimeError(f"set_num_interop_threads expects a positive integer, got {n!r}")
-    _settings["interop_threads"] = n
+    _set_count("interop_threads", "set_num_interop_threads", n)
 
 
 def get_num_interop_threads() -> int:
-    n = _settings["interop_threads"]
-    return n if n is not None else (os.cpu_count() or 1)
+    return _get_count("interop_threads")
 
 
 def set_float32_matmul_precision(precision: str) -> None:
