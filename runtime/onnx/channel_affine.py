@@ -115,8 +115,7 @@ def _bias_into_summand(nodes, split, producer, consumers, graph_outputs, fused_m
 class _Builder:
     """Shared constants (zeros/ones/minus-ones per channel count) and 1-D views of per-channel operands."""
 
-    def __init__(self, graph) -> None:
-        self.graph = graph
+    def __init__(self) -> None:
         self.nodes: list = []
         self.inits: list = []
         self._const: dict = {}
@@ -180,7 +179,7 @@ def rewrite_channel_ops(model: onnx.ModelProto, known_shapes: dict | None = None
             absorbed.add(id(m))
     pushed = _bias_into_summand(nodes, split, producer, consumers, graph_outputs, fused_mul)
     deferred = {id(q) for q, _, _ in pushed.values()} | {id(p) for _, p, _ in pushed.values()}
-    b = _Builder(model.graph)
+    b = _Builder()
     changed = False
     for n in nodes:
         s = split[id(n)]
